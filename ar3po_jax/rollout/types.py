@@ -1,0 +1,107 @@
+"""The data that flows between the rollout stages, and the two interfaces the scheduler drives.
+
+prompts -> scheduler -> Sampler -> Verifier -> replay buffer -> groups -> update.
+
+Everything here is host-side NumPy / Python: the scheduler never touches JAX, so it runs against a
+simulated policy (`ar3po_jax.simulate`) exactly as it runs against the real sampling kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+  """One training problem.
+
+  uid: stable across steps and epochs; keys the replay buffer and AERO's posterior.
+  token_ids: the tokenized prompt, int32 [Tp] (no padding).
+  answer: the ground truth the verifier checks against.
+  """
+
+  uid: str
+  token_ids: np.ndarray
+  answer: str
+  text: str = ""
+
+
+@dataclasses.dataclass
+class Response:
+  """One sampled (or reused) response to a prompt.
+
+  token_ids: int32 [L], the response tokens, EOS included when one was emitted.
+  logprobs: float32 [L], log-probs of token_ids under the policy that sampled them (pi_old).
+  truncated: the response hit the length limit without emitting EOS.
+  reward: filled in by the scheduler from the verifier (NaN until then): 1.0 correct, 0.0 not.
+  penalty: reward shaping added on top of `reward` for training only (DAPO's overlong penalty, <= 0).
+  step: the training step whose policy sampled it.
+  reused: it came from the replay buffer, not from this step's sampling.
+  """
+
+  token_ids: np.ndarray
+  logprobs: np.ndarray
+  text: str
+  truncated: bool = False
+  reward: float = float("nan")
+  penalty: float = 0.0
+  step: int = 0
+  reused: bool = False
+
+  @property
+  def num_tokens(self) -> int:
+    return int(len(self.token_ids))
+
+
+@dataclasses.dataclass
+class Group:
+  """The responses of one prompt that go into the update, with per-response treatment.
+
+  train_mask[i]: response i gets gradient. False for Option II (stop-gradient) reused responses and
+    for DAPO's masked overlong responses; such responses still count in the group's mean and std.
+  posterior_mean: AERO's Beta posterior mean for this prompt, used as the baseline when the group is
+    degenerate (all rewards equal); None for the other strategies.
+  """
+
+  prompt: Prompt
+  responses: list[Response]
+  train_mask: list[bool]
+  posterior_mean: float | None = None
+
+  @property
+  def rewards(self) -> np.ndarray:
+    """The training rewards: verifier score plus shaping penalty."""
+    return np.asarray([r.reward + r.penalty for r in self.responses], np.float32)
+
+  @property
+  def correct(self) -> np.ndarray:
+    return np.asarray([r.reward for r in self.responses], np.float32)
+
+  @property
+  def size(self) -> int:
+    return len(self.responses)
+
+
+@dataclasses.dataclass
+class RolloutResult:
+  """What one step's rollout hands to the update: the final groups and the rollout cost metrics."""
+
+  groups: list[Group]
+  metrics: dict[str, float]
+
+
+class Sampler(Protocol):
+  """Samples counts[i] responses for prompts[i], at the current policy; rewards not yet filled."""
+
+  def __call__(self, prompts: Sequence[Prompt], counts: Sequence[int], step: int) -> list[list[Response]]:
+    ...
+
+
+class Verifier(Protocol):
+  """Scores response texts against ground truths: float32 rewards in {0, 1}, one per response."""
+
+  def __call__(self, texts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    ...
