@@ -1,0 +1,61 @@
+"""AR3PO (Zhang et al., 2025, arXiv 2509.25808): adaptive rollout with response reuse.
+
+From the paper: S stages of k responses for every still-active prompt; a prompt with one correct
+response leaves the pool; prompts still all-wrong after S stages get a correct response from a
+replay buffer of earlier steps' correct responses; a reused response is either trained with pi_old
+recomputed under the current policy (Option I, `reuse_mode="recompute"`) or only counted in its
+group's statistics with no gradient of its own (Option II, `reuse_mode="stop_gradient"`).
+
+Our choices: S = 2, k = 4 (cap 8, GRPO's G); exactly one reused response per all-wrong prompt,
+the newest buffered one by default (`reuse_pick="newest"`, or `"random"` through the step's rng);
+the reused response is appended after the step's own responses; the buffer keeps it after reuse.
+Option I needs nothing here beyond `reused=True`: the trainer recomputes its log-probs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ar3po_jax.rollout.buffer import PICK_MODES
+from ar3po_jax.rollout.strategies.base import StepState, Strategy, counts_for, register, require
+from ar3po_jax.rollout.types import Group
+
+REUSE_MODES = ("recompute", "stop_gradient")
+
+
+@register
+class Ar3po(Strategy):
+  name = "ar3po"
+
+  def __init__(self, rollout_config):
+    a = rollout_config.ar3po
+    self.batch_prompts = int(rollout_config.batch_prompts)
+    self.stages = int(a.stages)
+    self.k = int(a.k)
+    self.reuse = bool(a.reuse)
+    self.reuse_mode = str(a.reuse_mode)
+    self.reuse_pick = str(a.reuse_pick)
+    require(self.batch_prompts >= 1, f"ar3po: batch_prompts={self.batch_prompts} must be >= 1")
+    require(self.stages >= 1 and self.k >= 1, f"ar3po: stages={self.stages} and k={self.k} must be >= 1")
+    require(self.reuse_mode in REUSE_MODES, f"ar3po: reuse_mode {self.reuse_mode!r} not in {REUSE_MODES}")
+    require(self.reuse_pick in PICK_MODES, f"ar3po: reuse_pick {self.reuse_pick!r} not in {PICK_MODES}")
+
+  def prompts_to_draw(self, state: StepState) -> int:
+    return self.batch_prompts if state.stages_run == 0 else 0
+
+  def stage_counts(self, state: StepState, rng: np.random.Generator) -> np.ndarray:
+    if state.stages_run >= self.stages:
+      return counts_for(state, lambda s: 0)
+    return counts_for(state, lambda s: self.k if s.num_correct == 0 else 0)
+
+  def form_groups(self, state, buffer, rng):
+    groups = []
+    for slot in state.slots:
+      group = Group(slot.prompt, list(slot.responses), [True] * slot.num_sampled)
+      if self.reuse and slot.num_correct == 0:
+        reused = buffer.pick(slot.prompt.uid, self.reuse_pick, rng)
+        if reused is not None:
+          group.responses.append(reused)
+          group.train_mask.append(self.reuse_mode == "recompute")
+      groups.append(group)
+    return groups, {}
