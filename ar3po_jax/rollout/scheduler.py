@@ -1,0 +1,184 @@
+"""The host-side stage scheduler: one loop drives every rollout strategy.
+
+Per stage: the strategy names how many prompts to draw and how many responses each drawn prompt
+gets; the scheduler makes ONE sampler call for all of them (one compiled launch) and ONE verifier
+call on all their texts. When a stage asks for nothing, the strategy forms the groups; then every
+correct response sampled in the step enters the replay buffer (after reuse, so a step never reuses
+its own responses).
+
+All host-side randomness (AERO's rejection draws, random reuse picks) comes from the rng passed to
+`rollout`, so every host of a multi-host run makes the same choices given the same rewards.
+
+Metrics of `RolloutResult.metrics` (per step; "sampled" excludes reused responses; a ratio with a
+zero denominator is NaN):
+  rollout/responses                     responses sampled in the step
+  rollout/tokens                        tokens of the responses sampled
+  rollout/prompts_drawn                 prompts taken from the data stream (DAPO: all generation batches)
+  rollout/responses_per_prompt          rollout/responses / rollout/prompts_drawn
+  rollout/responses_per_kept_prompt     rollout/responses / rollout/prompts (differs from the above only for DAPO)
+  rollout/responses_per_prompt_hist     {"n": number of drawn prompts sampled n responses}, JSON-able dict
+  rollout/stages                        sampler calls made (DAPO: generation batches)
+  rollout/prompts                       groups (prompts) handed to the update
+  rollout/train_responses               responses in those groups, reused included
+  rollout/masked_responses              responses in those groups with train_mask False
+  rollout/reused                        reused responses added from the buffer
+  rollout/frac_zero_adv_groups_before_reuse  fraction of groups with zero advantage, reused rows left out
+  rollout/frac_zero_adv_groups          fraction of groups with zero advantage (all training rewards
+                                        equal, or one response) and no AERO posterior_mean
+  rollout/frac_all_wrong_before_reuse   fraction of groups whose sampled responses are all wrong
+  rollout/frac_all_wrong                fraction of groups with no correct response, reused included
+  rollout/reward_mean                   mean verifier reward over all sampled responses
+  rollout/empty                         1 when no group was formed (the trainer skips the update)
+  buffer/size                           responses in the replay buffer after this step's additions
+  buffer/staleness                      mean (step - producing step) over this step's reused responses
+  dapo/gen_batches                      DAPO generation batches (0 for the others)
+  dapo/cap_hit                          1 when DAPO stopped at max_gen_batches short of batch_prompts
+  dapo/kept_prompts, dapo/frac_kept     DAPO prompts with mixed rewards (before the cut), over drawn
+  dapo/masked_truncated                 DAPO truncated responses masked out of the loss
+  aero/rejected                         AERO responses pruned by selective rejection (0 for the others)
+  aero/rescued                          AERO prompts that entered rescue (0 for the others)
+  aero/rescue_successes, aero/posterior_prompts  rescued prompts that found a success; uids tracked
+  time/sample_s                         seconds inside sampler calls
+  time/verify_s                         seconds inside verifier calls
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ar3po_jax.rollout.buffer import ReplayBuffer
+from ar3po_jax.rollout.strategies import StepState, Strategy, is_correct
+from ar3po_jax.rollout.strategies.base import rewards_all_equal
+from ar3po_jax.rollout.types import Group, Prompt, RolloutResult, Sampler, Verifier
+
+PromptSource = Callable[[int], Sequence[Prompt]]
+
+_ALWAYS_REPORTED = ("dapo/gen_batches", "dapo/cap_hit", "aero/rejected", "aero/rescued")
+
+
+def has_zero_advantage(group: Group) -> bool:
+  if group.posterior_mean is not None:
+    return False
+  return rewards_all_equal(group)
+
+
+def without_reused(group: Group) -> Group:
+  keep = [i for i, r in enumerate(group.responses) if not r.reused]
+  return Group(
+      group.prompt, [group.responses[i] for i in keep], [group.train_mask[i] for i in keep], group.posterior_mean
+  )
+
+
+def _all_wrong(group: Group) -> bool:
+  return not any(is_correct(r) for r in group.responses)
+
+
+def _ratio(num: float, den: float) -> float:
+  return num / den if den else float("nan")
+
+
+class Scheduler:
+  """Runs one step's rollout: stages of (draw, sample, verify), then groups, then the buffer update."""
+
+  def __init__(
+      self,
+      strategy: Strategy,
+      sampler: Sampler,
+      verifier: Verifier,
+      buffer: ReplayBuffer,
+      prompt_source: PromptSource,
+  ):
+    self.strategy = strategy
+    self.sampler = sampler
+    self.verifier = verifier
+    self.buffer = buffer
+    self.prompt_source = prompt_source
+
+  def rollout(self, step: int, rng: np.random.Generator) -> RolloutResult:
+    state = StepState(step=int(step))
+    timing = {"time/sample_s": 0.0, "time/verify_s": 0.0}
+    while True:
+      n_new = int(self.strategy.prompts_to_draw(state))
+      if n_new > 0:
+        prompts = list(self.prompt_source(n_new))
+        if len(prompts) != n_new:
+          raise ValueError(f"prompt_source({n_new}) returned {len(prompts)} prompts")
+        state.add_prompts(prompts)
+      counts = np.asarray(self.strategy.stage_counts(state, rng), np.int64)
+      if counts.shape != (len(state.slots),) or (counts < 0).any():
+        raise ValueError(f"{self.strategy.name}: stage_counts must be {len(state.slots)} non-negative ints, got {counts}")
+      if not counts.any():
+        break
+      self._run_stage(state, counts, timing)
+      state.stages_run += 1
+
+    groups, strategy_metrics = self.strategy.form_groups(state, self.buffer, rng)
+    reused = [r for g in groups for r in g.responses if r.reused]
+    for slot in state.slots:
+      for r in slot.responses:
+        if is_correct(r):
+          self.buffer.add(slot.prompt.uid, r, state.step)
+
+    metrics = self._metrics(state, groups, reused)
+    metrics.update(timing)
+    metrics.update({name: 0.0 for name in _ALWAYS_REPORTED})
+    metrics.update(strategy_metrics)
+    return RolloutResult(groups=groups, metrics=metrics)
+
+  def _run_stage(self, state: StepState, counts: np.ndarray, timing: dict[str, float]) -> None:
+    active = np.flatnonzero(counts)
+    slots = [state.slots[i] for i in active]
+    wanted = counts[active].tolist()
+    start = time.perf_counter()
+    batches = self.sampler([s.prompt for s in slots], wanted, state.step)
+    timing["time/sample_s"] += time.perf_counter() - start
+    if len(batches) != len(slots) or any(len(b) != n for b, n in zip(batches, wanted)):
+      raise ValueError(f"sampler returned {[len(b) for b in batches]} responses, asked for {wanted}")
+
+    texts = [r.text for b in batches for r in b]
+    answers = [s.prompt.answer for s, n in zip(slots, wanted) for _ in range(n)]
+    start = time.perf_counter()
+    rewards = np.asarray(self.verifier(texts, answers), np.float32)
+    timing["time/verify_s"] += time.perf_counter() - start
+    if rewards.shape != (len(texts),):
+      raise ValueError(f"verifier returned shape {rewards.shape} for {len(texts)} texts")
+
+    flat = iter(rewards.tolist())
+    for slot, batch in zip(slots, batches):
+      for r in batch:
+        r.reward = next(flat)
+        r.step = state.step
+        r.reused = False
+      slot.responses.extend(batch)
+
+  def _metrics(self, state: StepState, groups: list[Group], reused) -> dict:
+    sampled = [s.num_sampled for s in state.slots]
+    n_responses = sum(sampled)
+    rewards = [r.reward for s in state.slots for r in s.responses]
+    before = [without_reused(g) for g in groups]
+    hist = collections.Counter(sampled)
+    return {
+        "rollout/responses": float(n_responses),
+        "rollout/tokens": float(sum(r.num_tokens for s in state.slots for r in s.responses)),
+        "rollout/prompts_drawn": float(len(state.slots)),
+        "rollout/responses_per_prompt": _ratio(n_responses, len(state.slots)),
+        "rollout/responses_per_kept_prompt": _ratio(n_responses, len(groups)),
+        "rollout/responses_per_prompt_hist": {str(n): hist[n] for n in sorted(hist)},
+        "rollout/stages": float(state.stages_run),
+        "rollout/prompts": float(len(groups)),
+        "rollout/train_responses": float(sum(g.size for g in groups)),
+        "rollout/masked_responses": float(sum(m.count(False) for m in (g.train_mask for g in groups))),
+        "rollout/reused": float(len(reused)),
+        "rollout/frac_zero_adv_groups_before_reuse": _ratio(sum(map(has_zero_advantage, before)), len(groups)),
+        "rollout/frac_zero_adv_groups": _ratio(sum(map(has_zero_advantage, groups)), len(groups)),
+        "rollout/frac_all_wrong_before_reuse": _ratio(sum(map(_all_wrong, before)), len(groups)),
+        "rollout/frac_all_wrong": _ratio(sum(map(_all_wrong, groups)), len(groups)),
+        "rollout/reward_mean": float(np.mean(rewards)) if rewards else float("nan"),
+        "rollout/empty": float(not groups),
+        "buffer/size": float(self.buffer.size),
+        "buffer/staleness": float(np.mean([state.step - r.step for r in reused])) if reused else float("nan"),
+    }
