@@ -1,0 +1,111 @@
+"""A simulated policy: each prompt has a fixed pass rate p, each response is correct with prob. p.
+
+It satisfies the `Sampler` protocol, so the real Scheduler, strategies, buffer and ExactVerifier run
+unchanged against it: a correct response reads `\\boxed{ANSWER}`, a wrong one `\\boxed{WRONG}`.
+Lengths are independent of correctness; a drawn length above max_new_tokens is cut there and the
+response marked truncated. Token ids are zero views of one read-only array and log-probs are zeros
+(no per-response allocation: 10k prompts x 8 responses per stage stay cheap).
+
+Pass-rate specs: "constant:P", "uniform" (U[0,1]), "beta:A,B", "file:PATH" (one rate per line, or
+a JSON list). Length specs: "constant:L", "uniform:LO,HI" (inclusive), "geometric:MEAN".
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ar3po_jax.rollout.types import Prompt, Response
+
+LengthSampler = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def pass_rates(spec: str, num_prompts: int, rng: np.random.Generator) -> np.ndarray:
+  """num_prompts pass rates in [0, 1] drawn by spec; a file shorter than num_prompts is cycled."""
+  kind, _, arg = spec.partition(":")
+  if kind == "constant":
+    rates = np.full(num_prompts, float(arg))
+  elif kind == "uniform" and not arg:
+    rates = rng.uniform(0.0, 1.0, num_prompts)
+  elif kind == "beta":
+    a, b = (float(x) for x in arg.split(","))
+    rates = rng.beta(a, b, num_prompts)
+  elif kind == "file":
+    text = pathlib.Path(arg).read_text().strip()
+    listed = json.loads(text) if text.startswith("[") else [float(x) for x in text.split()]
+    if not listed:
+      raise ValueError(f"pass-rate file {arg} holds no rates")
+    rates = np.resize(np.asarray(listed, np.float64), num_prompts)
+  else:
+    raise ValueError(f"pass-rate spec {spec!r}: use constant:P, uniform, beta:A,B or file:PATH")
+  if not ((rates >= 0) & (rates <= 1)).all():
+    raise ValueError(f"pass-rate spec {spec!r} gave rates outside [0, 1]")
+  return rates
+
+
+def length_sampler(spec: str) -> LengthSampler:
+  """A function (rng, n) -> n raw response lengths (>= 1 token) for the spec."""
+  kind, _, arg = spec.partition(":")
+  if kind == "constant":
+    length = int(arg)
+    return lambda rng, n: np.full(n, max(1, length), np.int64)
+  if kind == "uniform":
+    lo, hi = (int(x) for x in arg.split(","))
+    return lambda rng, n: np.maximum(1, rng.integers(lo, hi + 1, n))
+  if kind == "geometric":
+    mean = float(arg)
+    return lambda rng, n: rng.geometric(1.0 / max(mean, 1.0), n).astype(np.int64)
+  raise ValueError(f"length spec {spec!r}: use constant:L, uniform:LO,HI or geometric:MEAN")
+
+
+def make_prompts(num_prompts: int, prompt_len: int = 8) -> list[Prompt]:
+  token_ids = np.zeros(prompt_len, np.int32)
+  token_ids.flags.writeable = False
+  return [Prompt(uid=f"sim-{i}", token_ids=token_ids, answer=str(i), text=f"problem {i}") for i in range(num_prompts)]
+
+
+class SimulatedSampler:
+  """Samples Bernoulli(p[uid]) correctness and random lengths; rewards are left to the verifier."""
+
+  def __init__(
+      self,
+      rates: Mapping[str, float],
+      rng: np.random.Generator,
+      max_new_tokens: int,
+      lengths: LengthSampler | str = "uniform:1,48",
+  ):
+    self.rates = rates
+    self.rng = rng
+    self.max_new_tokens = int(max_new_tokens)
+    self.lengths = length_sampler(lengths) if isinstance(lengths, str) else lengths
+    self._zeros_i32 = np.zeros(self.max_new_tokens, np.int32)
+    self._zeros_f32 = np.zeros(self.max_new_tokens, np.float32)
+    self._zeros_i32.flags.writeable = False
+    self._zeros_f32.flags.writeable = False
+
+  def __call__(self, prompts: Sequence[Prompt], counts: Sequence[int], step: int) -> list[list[Response]]:
+    counts = np.asarray(counts, np.int64)
+    p = np.repeat(np.asarray([self.rates[q.uid] for q in prompts], np.float64), counts)
+    correct = (self.rng.random(p.shape[0]) < p).tolist()
+    raw = self.lengths(self.rng, p.shape[0])
+    truncated = (raw > self.max_new_tokens).tolist()
+    lengths = np.minimum(raw, self.max_new_tokens).tolist()
+    zeros_i32, zeros_f32 = self._zeros_i32, self._zeros_f32
+    out, i = [], 0
+    for prompt, n in zip(prompts, counts.tolist()):
+      right, wrong = f"\\boxed{{{prompt.answer}}}", "\\boxed{WRONG}"
+      out.append([
+          Response(
+              token_ids=zeros_i32[: lengths[j]],
+              logprobs=zeros_f32[: lengths[j]],
+              text=right if correct[j] else wrong,
+              truncated=truncated[j],
+              step=step,
+          )
+          for j in range(i, i + n)
+      ])
+      i += n
+    return out
