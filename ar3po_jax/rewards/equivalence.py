@@ -157,8 +157,8 @@ def _numbers_equal(a, b, inexact: bool, config: VerifyConfig) -> bool:
     return close(Fraction(int(a.p), int(a.q)), Fraction(int(b.p), int(b.q)), inexact, config.rel_tol)
   # Compare in sympy Floats, not Python floats: 1/2004! and 1/2006! both underflow to 0.0.
   va, vb = a.evalf(_EXACT_NUMERIC_DIGITS), b.evalf(_EXACT_NUMERIC_DIGITS)
-  if not (va.is_number and vb.is_number):
-    return False
+  if not (va.is_number and vb.is_number and va.is_finite and vb.is_finite):
+    return False  # infinities equal only structurally, and a == b was already tried
   if inexact:
     return _sympy_close(va, vb, config.rel_tol)
   return _sympy_close((a - b).evalf(_EXACT_NUMERIC_DIGITS), 0, _EXACT_REL_TOL, scale=max(abs(va), abs(vb)))
@@ -176,7 +176,9 @@ def _complex_close(x: complex, y: complex, rel_tol: float) -> bool:
 def _values_at_points(expr, symbols):
   values = []
   for k in range(len(_POINTS)):
-    subs = {s: _POINTS[(k + j) % len(_POINTS)] + 0.1 * j for j, s in enumerate(symbols)}
+    # Stride j+1 (coprime with the 7 points) pairs every sign combination of two symbols, which
+    # is what exposes branch-cut identities like ln(ab) = ln a + ln b.
+    subs = {s: _POINTS[(k * (j + 1) + j) % len(_POINTS)] + 0.01 * j for j, s in enumerate(symbols)}
     try:
       values.append(complex(expr.evalf(30, subs=subs)))
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):

@@ -19,7 +19,8 @@ _TEXT_COMMANDS = ("\\text", "\\textbf", "\\textit", "\\textrm", "\\mbox", "\\tex
 _UNWRAP_COMMANDS = ("\\mathrm", "\\mathbf", "\\mathit", "\\operatorname", "\\boldsymbol")
 
 _SIZING = re.compile(r"\\(?:left|right|middle|[Bb]igg?[lr]?)(?:\\?\.(?![\d]))?(?![a-zA-Z])")
-_SPACING = re.compile(r"\\[!,;: ]|\\q?quad(?![a-zA-Z])|~")
+# The lookbehind keeps the row break `\\\\ ` of a matrix from reading as the space command `\\ `.
+_SPACING = re.compile(r"(?<!\\)\\[!,;: ]|\\q?quad(?![a-zA-Z])|~")
 _STYLE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle)(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|°")
 _PERCENT = re.compile(r"\\?%|\\percent(?![a-zA-Z])")
