@@ -24,7 +24,7 @@ from ml_collections import config_flags
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts, pass_rates
+from ar3po_jax.rollout.simulated import PromptCycle, SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.rollout.strategies import make_strategy
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py:ar3po", "Config file (configs/tiny.py:STRATEGY).")
@@ -76,23 +76,6 @@ def _aero_closed_forms(a, p: float) -> dict[str, float]:
   return {"responses_per_prompt": expected, "aero_rejected_per_prompt": rejected, "frac_zero_adv_groups_before_reuse": 0.0}
 
 
-class _CyclingSource:
-  """The pool in a fresh random order each epoch: every prompt comes back once per pass."""
-
-  def __init__(self, prompts, rng: np.random.Generator):
-    self.prompts, self.rng, self.order = prompts, rng, []
-
-  def __call__(self, n: int):
-    out = []
-    while len(out) < n:
-      if not self.order:
-        self.order = self.rng.permutation(len(self.prompts)).tolist()
-      take = min(n - len(out), len(self.order))
-      out.extend(self.prompts[i] for i in self.order[:take])
-      del self.order[:take]
-    return out
-
-
 def simulate(config, strategy: str, pass_rate: str, num_prompts: int, steps: int, seed: int, lengths: str = "") -> dict:
   """Runs `steps` rollouts of `strategy` over num_prompts simulated prompts; totals and closed forms."""
   rollout = copy.deepcopy(config.rollout)
@@ -111,7 +94,7 @@ def simulate(config, strategy: str, pass_rate: str, num_prompts: int, steps: int
       sampler,
       ExactVerifier(),
       ReplayBuffer(rollout.buffer.per_prompt, rollout.buffer.total),
-      _CyclingSource(prompts, np.random.default_rng([seed, 2])),
+      PromptCycle(prompts, np.random.default_rng([seed, 2])),
   )
   rng = np.random.default_rng([seed, 3])
   totals: dict[str, float] = {}

@@ -6,6 +6,9 @@ Lengths are independent of correctness; a drawn length above max_new_tokens is c
 response marked truncated. Token ids are zero views of one read-only array and log-probs are zeros
 (no per-response allocation: 10k prompts x 8 responses per stage stay cheap).
 
+`ScriptedSampler` instead replays predetermined outcomes per prompt (for tests of exact groups), and
+`PromptCycle` is a data stream over a fixed pool.
+
 Pass-rate specs: "constant:P", "uniform" (U[0,1]), "beta:A,B", "file:PATH" (one rate per line, or
 a JSON list). Length specs: "constant:L", "uniform:LO,HI" (inclusive), "geometric:MEAN".
 """
@@ -108,4 +111,65 @@ class SimulatedSampler:
           for j in range(i, i + n)
       ])
       i += n
+    return out
+
+
+class ScriptedSampler:
+  """Replays a script: outcomes[uid] is a string of '1' (correct) / '0' (wrong), consumed in order.
+
+  Response i of a prompt has text "<uid>#<i> \\boxed{...}" so tests can tell responses apart, and
+  length lengths[uid][i] (default 4; above max_new_tokens: cut there and marked truncated).
+  `calls` records (uids, counts) of every call.
+  """
+
+  def __init__(self, outcomes: Mapping[str, str], max_new_tokens: int = 48, lengths: Mapping[str, Sequence[int]] | None = None):
+    self.outcomes = dict(outcomes)
+    self.lengths = dict(lengths or {})
+    self.max_new_tokens = int(max_new_tokens)
+    self.used: dict[str, int] = {}
+    self.calls: list[tuple[list[str], list[int]]] = []
+
+  def __call__(self, prompts: Sequence[Prompt], counts: Sequence[int], step: int) -> list[list[Response]]:
+    self.calls.append(([q.uid for q in prompts], [int(n) for n in counts]))
+    out = []
+    for prompt, n in zip(prompts, counts):
+      start = self.used.get(prompt.uid, 0)
+      script = self.outcomes[prompt.uid]
+      if start + n > len(script):
+        raise ValueError(f"ScriptedSampler: script of {prompt.uid} ({script!r}) exhausted asking {n} at {start}")
+      self.used[prompt.uid] = start + n
+      scripted_lengths = self.lengths.get(prompt.uid, ())
+      batch = []
+      for i in range(start, start + n):
+        raw = scripted_lengths[i] if i < len(scripted_lengths) else 4
+        length = min(raw, self.max_new_tokens)
+        answer = prompt.answer if script[i] == "1" else "WRONG"
+        batch.append(
+            Response(
+                token_ids=np.full(length, i, np.int32),
+                logprobs=np.zeros(length, np.float32),
+                text=f"{prompt.uid}#{i} \\boxed{{{answer}}}",
+                truncated=raw > self.max_new_tokens,
+                step=step,
+            )
+        )
+      out.append(batch)
+    return out
+
+
+class PromptCycle:
+  """A data stream over a fixed pool: in order, or in a fresh rng permutation every pass."""
+
+  def __init__(self, prompts: Sequence[Prompt], rng: np.random.Generator | None = None):
+    self.prompts, self.rng, self.order = list(prompts), rng, []
+
+  def __call__(self, n: int) -> list[Prompt]:
+    out = []
+    while len(out) < n:
+      if not self.order:
+        size = len(self.prompts)
+        self.order = self.rng.permutation(size).tolist() if self.rng is not None else list(range(size))
+      take = min(n - len(out), len(self.order))
+      out.extend(self.prompts[i] for i in self.order[:take])
+      del self.order[:take]
     return out
