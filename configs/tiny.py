@@ -41,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.tokenizer = ml_collections.ConfigDict()
   c.tokenizer.path = ""  # empty: train a sentencepiece model on the task text, cached in the workdir
-  c.tokenizer.vocab_size = 64
+  c.tokenizer.vocab_size = 128
 
   c.model = ml_collections.ConfigDict()
   c.model.vocab_size = 0  # 0: taken from the tokenizer
@@ -70,7 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.rollout.strategy = strategy
   c.rollout.batch_prompts = 32  # prompts per training step (DAPO: kept prompts per step)
   c.rollout.group_size = 8  # G for grpo and dapo
-  c.rollout.max_new_tokens = 48
+  c.rollout.max_new_tokens = 40
   c.rollout.temperature = 1.0
   c.rollout.top_p = 1.0
   c.rollout.top_k = 0  # 0: off

@@ -1,0 +1,113 @@
+"""Everything the embedded run needs before RL, made locally and cached in the workdir:
+the arithmetic problems, a sentencepiece tokenizer trained on them, and the warm-started policy.
+
+Cache files are keyed by the config fields they depend on; a changed field retrains that piece
+instead of silently reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+
+from ar3po_jax import data, evaluation, params_io, warmstart
+from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
+from ar3po_jax.policy import PolicySampler
+from ar3po_jax.rewards.exact import ExactVerifier
+from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.sampling import SamplingParams
+from ar3po_jax.tasks.arithmetic import ArithmeticTask
+from ar3po_jax.tokenizer import SentencePieceTokenizer, load_or_train
+
+
+@dataclasses.dataclass
+class Embedded:
+  task: ArithmeticTask
+  tokenizer: SentencePieceTokenizer
+  model: Transformer
+  params: dict
+  train_prompts: list[Prompt]
+  eval_prompts: list[Prompt]
+  warm_start_report: dict
+
+
+def _key(*parts) -> str:
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedded:
+  t = config.task
+  task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights))
+  tok_path = config.tokenizer.path or os.path.join(
+      workdir, "cache", f"tokenizer_{_key(t.to_dict(), config.tokenizer.vocab_size)}.model"
+  )
+  tokenizer = load_or_train(tok_path, task.corpus, config.tokenizer.vocab_size)
+  model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
+  log(f"model: {model.config.num_params:,} parameters; tokenizer: {tokenizer.vocab_size} pieces ({tok_path})")
+
+  train_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.train]
+  eval_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
+
+  ws = config.warmstart
+  cache_key = _key(t.to_dict(), config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, tok_path)
+  params_path = os.path.join(workdir, "cache", f"warmstart_{cache_key}.npz")
+  report_path = os.path.join(workdir, "cache", f"warmstart_{cache_key}.json")
+  if os.path.isfile(params_path) and os.path.isfile(report_path):
+    params = params_io.load_npz(params_path)
+    with open(report_path) as f:
+      report = json.load(f)
+    log(f"warm start: reusing {params_path}")
+  else:
+    params, report = _warm_start(config, task, tokenizer, model, eval_prompts, log)
+    params_io.save_npz(params, params_path)
+    with open(report_path, "w") as f:
+      json.dump(report, f, indent=1)
+  log(evaluation.format_histogram(report["pass_rates"], ws.pass_rate_samples))
+  return Embedded(task, tokenizer, model, params, train_prompts, eval_prompts, report)
+
+
+def _warm_start(config, task, tokenizer, model, eval_prompts, log):
+  ws = config.warmstart
+  tokens, mask, prompt_slots = warmstart.pack_examples(
+      [p.question for p in task.train], [p.solution for p in task.train], tokenizer, config.rollout.max_new_tokens
+  )
+  params = init_params(model.config, jax.random.key(config.seed))
+  log(f"warm start: {ws.steps} supervised steps at batch {ws.batch_size} on {len(task.train):,} worked solutions")
+  params, loss, seconds = warmstart.warm_start(
+      model,
+      params,
+      tokens,
+      mask,
+      prompt_slots,
+      steps=ws.steps,
+      batch_size=ws.batch_size,
+      lr=ws.lr,
+      warmup_steps=ws.warmup_steps,
+      seed=config.seed,
+      on_step=lambda i, l: log(f"  warm start step {i:4d}  loss {l:.3f}") if i % 200 == 0 else None,
+  )
+  sampler = PolicySampler(
+      model,
+      params,
+      tokenizer,
+      SamplingParams(config.rollout.max_new_tokens, 1.0, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id),
+      jax.random.key(config.seed + 1),
+  )
+  start = time.time()
+  rates = evaluation.pass_rates(sampler, eval_prompts[: ws.pass_rate_prompts], ExactVerifier(), ws.pass_rate_samples)
+  report = {
+      "loss": loss,
+      "seconds": seconds,
+      "pass_rates": evaluation.pass_rate_summary(rates, ws.pass_rate_samples),
+      "pass_rate_seconds": time.time() - start,
+      "per_prompt": np.round(rates, 4).tolist(),
+  }
+  log(f"warm start: final loss {loss:.3f} in {seconds:.0f} s")
+  return params, report

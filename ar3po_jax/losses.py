@@ -1,0 +1,43 @@
+"""The clipped-ratio policy loss and the k3 KL penalty, returned as (sum, count).
+
+Returning a sum and the count it averages over keeps a token-mean exact across micro-batches: the
+update adds up sums and counts over the scan and divides once at the end.
+
+Per token t of response i, with rho = exp(logp - old_logp):
+  loss = -min(rho * A_i, clip(rho, 1 - eps_low, 1 + eps_high) * A_i)  [+ beta * k3(logp, ref_logp)]
+Aggregation: "token_mean" averages over every trained token of the batch (DAPO; our default);
+"seq_mean" averages within each response, then over responses (original GRPO).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+AGGREGATIONS = ("token_mean", "seq_mean")
+
+
+def clipped_policy_loss(logp_BxT, old_logp_BxT, advantages_B, eps_low: float, eps_high: float):
+  """Per-token loss [B, T] and whether clipping bound the objective there [B, T]."""
+  ratio = jnp.exp(logp_BxT - old_logp_BxT)
+  adv = advantages_B[:, None]
+  unclipped = ratio * adv
+  clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv
+  return -jnp.minimum(unclipped, clipped), clipped < unclipped
+
+
+def k3_kl(logp_BxT, ref_logp_BxT):
+  """The k3 estimator of KL(pi || pi_ref): exp(ref - logp) - (ref - logp) - 1, >= 0 per token."""
+  delta = ref_logp_BxT - logp_BxT
+  return jnp.exp(delta) - delta - 1.0
+
+
+def aggregate(values_BxT, token_mask_BxT, mode: str):
+  """(sum, count) whose ratio is the token-mean or the sequence-mean of values over the mask."""
+  mask = token_mask_BxT.astype(values_BxT.dtype)
+  if mode == "token_mean":
+    return jnp.sum(values_BxT * mask), jnp.sum(mask)
+  if mode == "seq_mean":
+    tokens_B = jnp.sum(mask, axis=1)
+    per_seq_B = jnp.sum(values_BxT * mask, axis=1) / jnp.maximum(tokens_B, 1.0)
+    return jnp.sum(per_seq_B), jnp.sum((tokens_B > 0).astype(values_BxT.dtype))
+  raise ValueError(f"rl.loss_agg must be one of {AGGREGATIONS}, got {mode!r}")

@@ -1,0 +1,141 @@
+"""Where metrics go: one JSON line per step, TensorBoard events, a live progress bar, and at the end a
+summary table and a plot of eval accuracy against cumulative sampled responses.
+
+Metric names (documented once here; the rollout ones in `rollout/scheduler.py`):
+  step                          RL step, 0-based
+  eval/accuracy                 greedy accuracy on the held-out prompts (eval steps only)
+  train/loss                    clipped-ratio loss (+ beta * k3 KL), aggregated per rl.loss_agg
+  train/clip_frac               fraction of trained tokens where the clip bound the objective
+  train/kl                      token-mean k3 KL to the reference policy (0 without one)
+  train/ratio_mean              token-mean pi_theta / pi_old before the step (1 when on-policy)
+  train/logp_mean               token-mean log-prob of trained tokens
+  train/grad_norm               global gradient norm, before clipping
+  train/tokens                  tokens that received gradient
+  train/adv_abs_mean            mean |advantage| over rows
+  train/skipped_steps           cumulative updates skipped for a non-finite loss or gradient
+  train/rows, train/row_bucket  real rows and padded rows of the update batch
+  train/padding_efficiency      real response tokens / padded response slots in the update batch
+  train/compiled_variants       distinct update shapes compiled so far (one per row bucket)
+  rollout/cum_responses         responses sampled since the start of RL
+  rollout/cum_tokens            response tokens sampled since the start of RL
+  time/update_s                 seconds in the update (old/ref log-prob passes included)
+  time/step_s                   seconds for the whole step
+  time/elapsed_s                seconds since RL started
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+# What the progress bar and the summary show, in order.
+_LIVE = ("eval/accuracy", "rollout/reward_mean", "rollout/responses_per_prompt", "rollout/frac_zero_adv_groups", "train/clip_frac")
+
+
+def _jsonable(value: Any):
+  if isinstance(value, (np.floating, np.integer)):
+    value = value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  return value
+
+
+class MetricsWriter:
+  """Writes metrics of one process; only process 0 of a multi-host run should hold an active one."""
+
+  def __init__(self, workdir: str, tensorboard: bool = True, active: bool = True, append: bool = False):
+    self.workdir, self.active = workdir, active
+    self.history: list[dict] = []
+    self._tb = None
+    if not active:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a" if append else "w")
+    if tensorboard:
+      from tensorboardX import SummaryWriter
+
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+  def write(self, step: int, metrics: dict[str, Any]) -> None:
+    record = {"step": int(step), **{k: _jsonable(v) for k, v in metrics.items()}}
+    self.history.append(record)
+    if not self.active:
+      return
+    self._file.write(json.dumps(record, sort_keys=True) + "\n")
+    self._file.flush()
+    if self._tb is not None:
+      for name, value in record.items():
+        if name != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+          self._tb.add_scalar(name, value, step)
+
+  def close(self) -> None:
+    if self.active:
+      self._file.close()
+      if self._tb is not None:
+        self._tb.close()
+
+
+def live_postfix(metrics: dict[str, Any]) -> dict[str, str]:
+  """Short labels for the progress bar."""
+  out = {}
+  for name in _LIVE:
+    value = metrics.get(name)
+    if isinstance(value, (int, float)) and value is not None:
+      out[name.split("/")[-1]] = f"{value:.3g}"
+  return out
+
+
+def summary_table(history: list[dict], warm_start_accuracy: float | None = None) -> str:
+  """The closing table: accuracy at the start and end, rollout cost, time."""
+  evals = [(r["step"], r["eval/accuracy"]) for r in history if r.get("eval/accuracy") is not None]
+  rows = []
+  if evals:
+    rows.append(("eval/accuracy (first -> last)", f"{evals[0][1]:.3f} -> {evals[-1][1]:.3f}  ({100 * (evals[-1][1] - evals[0][1]):+.1f} points)"))
+  steps = [r for r in history if "rollout/responses" in r]
+  if steps:
+    responses = sum(r["rollout/responses"] for r in steps)
+    tokens = sum(r.get("rollout/tokens", 0) for r in steps)
+    rows.append(("RL steps", str(len(steps))))
+    rows.append(("responses sampled", f"{int(responses):,}"))
+    rows.append(("response tokens sampled", f"{int(tokens):,}"))
+    for name in ("rollout/responses_per_prompt", "rollout/frac_zero_adv_groups", "rollout/reward_mean", "train/clip_frac"):
+      values = [r[name] for r in steps if isinstance(r.get(name), (int, float))]
+      if values:
+        rows.append((f"{name} (mean)", f"{np.mean(values):.3f}"))
+    elapsed = steps[-1].get("time/elapsed_s")
+    if elapsed:
+      rows.append(("RL wall-clock", f"{elapsed:.0f} s"))
+  width = max((len(k) for k, _ in rows), default=10)
+  return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def plot_accuracy_vs_responses(history: list[dict], path: str, title: str = "") -> None:
+  """PNG of eval/accuracy against cumulative sampled responses."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  points = [(r.get("rollout/cum_responses", 0), r["eval/accuracy"]) for r in history if r.get("eval/accuracy") is not None]
+  if not points:
+    return
+  xs, ys = zip(*points)
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.plot(xs, ys, marker="o")
+  ax.set_xlabel("cumulative sampled responses")
+  ax.set_ylabel("held-out greedy accuracy")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,244 @@
+"""A decoder-only transformer of the Llama / Qwen2 family, in Flax linen.
+
+RMSNorm, rotary position embeddings (with Llama 3.1's frequency scaling), grouped-query attention,
+SwiGLU, optional q/k/v bias (Qwen2), tied or untied embeddings. Parameter names follow the Hugging
+Face layout (`layers_0/attn/q_proj/kernel`) so checkpoint import and regex sharding rules read alike.
+
+One forward function serves training, scoring and decoding: the KV cache is an explicit argument,
+never hidden module state, so the sampling kernel can carry it through `lax.while_loop` and give it
+an explicit sharding. Without a cache the layer attends within the given tokens (training, scoring);
+with one it writes the new keys and values at `cache_index` and attends over the whole cache.
+
+Shapes: B batch, T new tokens, S cache slots, N query heads, K key/value heads, H head dim,
+D model width, F feed-forward width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_MASKED = -1e30  # finite, so a fully masked (padding) query row gives no NaN
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  vocab_size: int
+  d_model: int
+  n_layers: int
+  n_heads: int
+  n_kv_heads: int
+  head_dim: int
+  d_ff: int
+  qkv_bias: bool = False
+  tie_embeddings: bool = True
+  rope_theta: float = 10_000.0
+  norm_eps: float = 1e-6
+  dtype: str = "float32"  # activations
+  param_dtype: str = "float32"
+  # Llama 3.1 style RoPE scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions).
+  rope_scaling: tuple[float, float, float, int] | None = None
+
+  def __post_init__(self):
+    problems = []
+    for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff"):
+      if getattr(self, name) < 1:
+        problems.append(f"model.{name} must be >= 1, got {getattr(self, name)}")
+    if self.n_kv_heads >= 1 and self.n_heads % self.n_kv_heads:
+      problems.append(f"model.n_heads ({self.n_heads}) must be a multiple of model.n_kv_heads ({self.n_kv_heads})")
+    if self.head_dim % 2:
+      problems.append(f"model.head_dim must be even for rotary embeddings, got {self.head_dim}")
+    if problems:
+      raise ValueError("; ".join(problems))
+
+  @classmethod
+  def from_config(cls, model_config: Any, vocab_size: int | None = None) -> "ModelConfig":
+    """From the `config.model` ConfigDict; vocab_size fills in a config value of 0."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in model_config.items() if k in fields}
+    if not values.get("vocab_size"):
+      values["vocab_size"] = vocab_size or 0
+    if values.get("rope_scaling") is not None:
+      values["rope_scaling"] = tuple(values["rope_scaling"])
+    return cls(**values)
+
+  @property
+  def num_params(self) -> int:
+    attn = self.d_model * self.head_dim * (2 * self.n_heads + 2 * self.n_kv_heads)
+    if self.qkv_bias:
+      attn += self.head_dim * (self.n_heads + 2 * self.n_kv_heads)
+    per_layer = attn + 3 * self.d_model * self.d_ff + 2 * self.d_model
+    embed = self.vocab_size * self.d_model * (1 if self.tie_embeddings else 2)
+    return self.n_layers * per_layer + embed + self.d_model
+
+
+def rope_frequencies(config: ModelConfig) -> jax.Array:
+  """Inverse frequencies [H/2], with Llama 3.1's piecewise scaling when configured."""
+  inv_freq = 1.0 / (config.rope_theta ** (jnp.arange(0, config.head_dim, 2, dtype=jnp.float32) / config.head_dim))
+  if config.rope_scaling is None:
+    return inv_freq
+  factor, low_freq_factor, high_freq_factor, original_max = config.rope_scaling
+  wavelen = 2 * math.pi / inv_freq
+  low_freq_wavelen = original_max / low_freq_factor
+  high_freq_wavelen = original_max / high_freq_factor
+  smooth = (original_max / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+  scaled = jnp.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+  in_between = (wavelen <= low_freq_wavelen) & (wavelen >= high_freq_wavelen)
+  return jnp.where(in_between, (1 - smooth) * inv_freq / factor + smooth * inv_freq, scaled)
+
+
+def apply_rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, inv_freq: jax.Array) -> jax.Array:
+  """Rotate-half rotary embedding (the Hugging Face convention, for checkpoint parity)."""
+  angles_BxTxH2 = positions_BxT[..., None].astype(jnp.float32) * inv_freq
+  angles_BxTxH = jnp.concatenate([angles_BxTxH2, angles_BxTxH2], axis=-1)[:, :, None, :]
+  x = x_BxTxNxH.astype(jnp.float32)
+  half = x.shape[-1] // 2
+  rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+  return (x * jnp.cos(angles_BxTxH) + rotated * jnp.sin(angles_BxTxH)).astype(x_BxTxNxH.dtype)
+
+
+class RMSNorm(nn.Module):
+  eps: float
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return (normed * scale.astype(jnp.float32)).astype(x.dtype)
+
+
+def _dense(features: int, name: str, config: ModelConfig, use_bias: bool = False, std: float = 0.02) -> nn.Dense:
+  return nn.Dense(
+      features,
+      use_bias=use_bias,
+      name=name,
+      dtype=jnp.dtype(config.dtype),
+      param_dtype=jnp.dtype(config.param_dtype),
+      kernel_init=nn.initializers.normal(std),
+  )
+
+
+class Attention(nn.Module):
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD, positions_BxT, kv_mask_BxS, cache, cache_index):
+    c = self.config
+    B, T, _ = x_BxTxD.shape
+    out_std = 0.02 / math.sqrt(2 * c.n_layers)
+    q = _dense(c.n_heads * c.head_dim, "q_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_heads, c.head_dim)
+    k = _dense(c.n_kv_heads * c.head_dim, "k_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
+    v = _dense(c.n_kv_heads * c.head_dim, "v_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
+    inv_freq = rope_frequencies(c)
+    q = apply_rope(q, positions_BxT, inv_freq)
+    k = apply_rope(k, positions_BxT, inv_freq)
+
+    if cache is None:
+      keys_BxSxKxH, values_BxSxKxH, new_cache = k, v, None
+    else:
+      keys_BxSxKxH = jax.lax.dynamic_update_slice_in_dim(cache["k"], k.astype(cache["k"].dtype), cache_index, axis=1)
+      values_BxSxKxH = jax.lax.dynamic_update_slice_in_dim(cache["v"], v.astype(cache["v"].dtype), cache_index, axis=1)
+      new_cache = {"k": keys_BxSxKxH, "v": values_BxSxKxH}
+
+    S = keys_BxSxKxH.shape[1]
+    groups = c.n_heads // c.n_kv_heads
+    q_BxTxKxGxH = q.reshape(B, T, c.n_kv_heads, groups, c.head_dim)
+    scores_BxKxGxTxS = jnp.einsum(
+        "btkgh,bskh->bkgts", q_BxTxKxGxH, keys_BxSxKxH.astype(q.dtype), preferred_element_type=jnp.float32
+    ) / math.sqrt(c.head_dim)
+    query_slot_T = cache_index + jnp.arange(T)
+    causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
+    allowed_BxTxS = causal_TxS[None] & kv_mask_BxS[:, None, :]
+    scores_BxKxGxTxS = jnp.where(allowed_BxTxS[:, None, None], scores_BxKxGxTxS, _MASKED)
+    probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(values_BxSxKxH.dtype)
+    out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs, values_BxSxKxH)
+    out_BxTxD = out_BxTxKxGxH.reshape(B, T, c.n_heads * c.head_dim).astype(x_BxTxD.dtype)
+    return _dense(c.d_model, "o_proj", c, std=out_std)(out_BxTxD), new_cache
+
+
+class MLP(nn.Module):
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD):
+    c = self.config
+    gate = _dense(c.d_ff, "gate_proj", c)(x_BxTxD)
+    up = _dense(c.d_ff, "up_proj", c)(x_BxTxD)
+    return _dense(c.d_model, "down_proj", c, std=0.02 / math.sqrt(2 * c.n_layers))(nn.silu(gate) * up)
+
+
+class Block(nn.Module):
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD, positions_BxT, kv_mask_BxS, cache, cache_index):
+    c = self.config
+    h, new_cache = Attention(c, name="attn")(
+        RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="input_norm")(x_BxTxD), positions_BxT, kv_mask_BxS, cache, cache_index
+    )
+    x_BxTxD = x_BxTxD + h
+    x_BxTxD = x_BxTxD + MLP(c, name="mlp")(RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="post_attn_norm")(x_BxTxD))
+    return x_BxTxD, new_cache
+
+
+class Transformer(nn.Module):
+  """tokens [B, T] -> float32 logits [B, T, V] (and the updated cache when one is given).
+
+  positions_BxT: each token's position in its own sequence (left padding does not count).
+  kv_mask_BxS: which key slots hold real tokens: the given tokens without a cache, the cache slots
+    with one (S = cache length).
+  cache: None, or a list over layers of {"k", "v"} arrays [B, S, K, H]; cache_index is the slot of
+    the first given token.
+  """
+
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, tokens_BxT, positions_BxT, kv_mask_BxS, cache=None, cache_index=0):
+    c = self.config
+    embed = nn.Embed(
+        c.vocab_size,
+        c.d_model,
+        name="embed",
+        dtype=jnp.dtype(c.dtype),
+        param_dtype=jnp.dtype(c.param_dtype),
+        embedding_init=nn.initializers.normal(0.02),
+    )
+    x_BxTxD = embed(tokens_BxT)
+    new_cache = []
+    for i in range(c.n_layers):
+      x_BxTxD, layer_cache = Block(c, name=f"layers_{i}")(
+          x_BxTxD, positions_BxT, kv_mask_BxS, None if cache is None else cache[i], cache_index
+      )
+      new_cache.append(layer_cache)
+    x_BxTxD = RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="final_norm")(x_BxTxD)
+    if c.tie_embeddings:
+      logits_BxTxV = embed.attend(x_BxTxD.astype(embed.embedding.dtype))
+    else:
+      logits_BxTxV = _dense(c.vocab_size, "lm_head", c)(x_BxTxD)
+    logits_BxTxV = logits_BxTxV.astype(jnp.float32)
+    return (logits_BxTxV, None) if cache is None else (logits_BxTxV, new_cache)
+
+
+def positions_from_mask(mask_BxT: jax.Array) -> jax.Array:
+  """Per-row positions that skip left padding: the first real token is position 0."""
+  return jnp.maximum(jnp.cumsum(mask_BxT.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def init_cache(config: ModelConfig, batch: int, length: int, dtype=None) -> list[dict[str, jax.Array]]:
+  dtype = jnp.dtype(dtype or config.dtype)
+  shape = (batch, length, config.n_kv_heads, config.head_dim)
+  return [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)} for _ in range(config.n_layers)]
+
+
+def init_params(config: ModelConfig, rng: jax.Array) -> dict:
+  model = Transformer(config)
+  tokens = jnp.zeros((1, 2), jnp.int32)
+  return model.init(rng, tokens, jnp.zeros((1, 2), jnp.int32), jnp.ones((1, 2), bool))["params"]

@@ -1,0 +1,83 @@
+"""The host side of the sampling kernel: the `rollout.types.Sampler` the scheduler calls.
+
+It expands (prompt, count) requests into rows, pads them to a row bucket, launches the jitted kernel
+once per call and cuts the rows back into `Response`s with decoded text.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ar3po_jax import batching
+from ar3po_jax.models.transformer import Transformer
+from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.sampling import SamplingParams, sample
+from ar3po_jax.tokenizer import Tokenizer
+
+
+class PolicySampler:
+  """Samples from `self.params`, which the training loop replaces after every update.
+
+  row_multiple: rows of every launch are a multiple of this (the data-parallel size).
+  batch_sharding: where to place the prompt arrays (None: default device).
+  """
+
+  def __init__(
+      self,
+      model: Transformer,
+      params,
+      tokenizer: Tokenizer,
+      sampling: SamplingParams,
+      rng: jax.Array,
+      row_multiple: int = 1,
+      batch_sharding=None,
+  ):
+    self.model, self.params, self.tokenizer, self.sampling = model, params, tokenizer, sampling
+    self.rng = rng
+    self.row_multiple = row_multiple
+    self.batch_sharding = batch_sharding
+    self.launch_shapes: set[tuple[int, int]] = set()
+
+  def generate(self, prompt_ids: Sequence[np.ndarray], sampling: SamplingParams | None = None):
+    """Raw kernel outputs (numpy) for one row per prompt, padding rows dropped."""
+    sampling = sampling or self.sampling
+    rows = batching.sampler_rows(len(prompt_ids), self.row_multiple)
+    slots = batching.prompt_slots([len(p) for p in prompt_ids])
+    tokens, mask = batching.left_pad(prompt_ids, slots, self.tokenizer.pad_id, rows)
+    tokens, mask = jnp.asarray(tokens), jnp.asarray(mask)
+    if self.batch_sharding is not None:
+      tokens, mask = jax.device_put((tokens, mask), self.batch_sharding)
+    self.rng, key = jax.random.split(self.rng)
+    self.launch_shapes.add((rows, slots))
+    out = jax.device_get(sample(self.params, tokens, mask, key, model=self.model, params_s=sampling))
+    n = len(prompt_ids)
+    return out.tokens_BxTr[:n], out.logprobs_BxTr[:n], out.lengths_B[:n], out.truncated_B[:n]
+
+  def __call__(self, prompts: Sequence[Prompt], counts: Sequence[int], step: int) -> list[list[Response]]:
+    if len(prompts) != len(counts):
+      raise ValueError(f"PolicySampler: {len(prompts)} prompts but {len(counts)} counts")
+    row_prompts = [p.token_ids for p, c in zip(prompts, counts) for _ in range(int(c))]
+    results: list[list[Response]] = [[] for _ in prompts]
+    if not row_prompts:
+      return results
+    tokens, logprobs, lengths, truncated = self.generate(row_prompts)
+    row = 0
+    for i, count in enumerate(counts):
+      for _ in range(int(count)):
+        n = int(lengths[row])
+        ids = tokens[row, :n].astype(np.int32)
+        results[i].append(
+            Response(
+                token_ids=ids,
+                logprobs=logprobs[row, :n].astype(np.float32),
+                text=self.tokenizer.decode(ids),
+                truncated=bool(truncated[row]),
+                step=step,
+            )
+        )
+        row += 1
+    return results

@@ -1,0 +1,145 @@
+"""The sampling kernel and the scoring pass: one jitted function each, shared by policy and reference.
+
+Layout shared by both: a row is its prompt, left-padded to Tp slots so that every prompt ends at slot
+Tp - 1, followed by up to Tr response slots, right-padded. Decoding then writes the same cache slot
+for every row at each step, and scoring reads response log-probs from the same columns.
+
+Log-probs are those of the sampling distribution before truncation: log_softmax(logits / temperature)
+(temperature 0, greedy, uses temperature 1). At temperature 1 without top-p / top-k they are the
+policy's own log-probs, so the sampler's log-probs can serve as pi_old without a second pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ar3po_jax.models.transformer import Transformer, init_cache, positions_from_mask
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+  """Static per compile: changing any of these compiles a new variant."""
+
+  max_new_tokens: int
+  temperature: float = 1.0  # 0: greedy
+  top_p: float = 1.0  # 1: off
+  top_k: int = 0  # 0: off
+  eos_id: int = 1
+  pad_id: int = 0
+
+
+class SampleOutput(NamedTuple):
+  tokens_BxTr: jax.Array  # int32, pad after the end
+  logprobs_BxTr: jax.Array  # float32, 0 after the end
+  lengths_B: jax.Array  # int32, response tokens including EOS
+  truncated_B: jax.Array  # bool, no EOS within max_new_tokens
+
+
+def _logit_temperature(temperature: float) -> float:
+  return temperature if temperature > 0 else 1.0
+
+
+def filter_logits(logits_BxV: jax.Array, top_p: float, top_k: int) -> jax.Array:
+  """Masks logits outside the top-k and outside the smallest nucleus of mass >= top_p."""
+  if top_k > 0:
+    kth_largest = jax.lax.top_k(logits_BxV, top_k)[0][:, -1:]
+    logits_BxV = jnp.where(logits_BxV < kth_largest, -jnp.inf, logits_BxV)
+  if top_p < 1.0:
+    sorted_desc = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
+    cumulative = jnp.cumsum(jax.nn.softmax(sorted_desc, axis=-1), axis=-1)
+    # Keep a token while the mass strictly before it is below top_p; the first token always stays.
+    mass_before = cumulative - jax.nn.softmax(sorted_desc, axis=-1)
+    cutoff = jnp.min(jnp.where(mass_before < top_p, sorted_desc, jnp.inf), axis=-1, keepdims=True)
+    logits_BxV = jnp.where(logits_BxV < cutoff, -jnp.inf, logits_BxV)
+  return logits_BxV
+
+
+def sample_step(logits_BxV: jax.Array, rng: jax.Array, params: SamplingParams) -> tuple[jax.Array, jax.Array]:
+  """Draws one token per row; returns (token_B, logprob_B under the untruncated distribution)."""
+  scaled = logits_BxV / _logit_temperature(params.temperature)
+  logprobs_BxV = jax.nn.log_softmax(scaled, axis=-1)
+  if params.temperature <= 0:
+    token_B = jnp.argmax(logits_BxV, axis=-1)
+  else:
+    token_B = jax.random.categorical(rng, filter_logits(scaled, params.top_p, params.top_k), axis=-1)
+  token_B = token_B.astype(jnp.int32)
+  return token_B, jnp.take_along_axis(logprobs_BxV, token_B[:, None], axis=-1)[:, 0]
+
+
+@functools.partial(jax.jit, static_argnames=("model", "params_s"))
+def sample(
+    weights: dict,
+    prompt_BxTp: jax.Array,
+    prompt_mask_BxTp: jax.Array,
+    rng: jax.Array,
+    *,
+    model: Transformer,
+    params_s: SamplingParams,
+) -> SampleOutput:
+  """Prefills left-padded prompts, then decodes with a KV cache until every row ended."""
+  B, Tp = prompt_BxTp.shape
+  Tr = params_s.max_new_tokens
+  cache = init_cache(model.config, B, Tp + Tr)
+  kv_mask_BxS = jnp.concatenate([prompt_mask_BxTp, jnp.zeros((B, Tr), bool)], axis=1)
+  positions_BxTp = positions_from_mask(prompt_mask_BxTp)
+  logits_BxTpxV, cache = model.apply({"params": weights}, prompt_BxTp, positions_BxTp, kv_mask_BxS, cache, 0)
+  prompt_len_B = jnp.sum(prompt_mask_BxTp, axis=1).astype(jnp.int32)
+
+  def cond(carry):
+    t, _, _, done_B, *_ = carry
+    return (t < Tr) & ~jnp.all(done_B)
+
+  def body(carry):
+    t, logits_BxV, cache, done_B, kv_mask_BxS, tokens_BxTr, logprobs_BxTr, rng = carry
+    rng, step_rng = jax.random.split(rng)
+    token_B, logprob_B = sample_step(logits_BxV, step_rng, params_s)
+    token_B = jnp.where(done_B, params_s.pad_id, token_B)
+    logprob_B = jnp.where(done_B, 0.0, logprob_B)
+    tokens_BxTr = jax.lax.dynamic_update_slice_in_dim(tokens_BxTr, token_B[:, None], t, axis=1)
+    logprobs_BxTr = jax.lax.dynamic_update_slice_in_dim(logprobs_BxTr, logprob_B[:, None], t, axis=1)
+    done_B = done_B | (token_B == params_s.eos_id)
+    kv_mask_BxS = jax.lax.dynamic_update_slice_in_dim(kv_mask_BxS, jnp.ones((B, 1), bool), Tp + t, axis=1)
+    step_logits, cache = model.apply(
+        {"params": weights}, token_B[:, None], (prompt_len_B + t)[:, None], kv_mask_BxS, cache, Tp + t
+    )
+    return t + 1, step_logits[:, 0], cache, done_B, kv_mask_BxS, tokens_BxTr, logprobs_BxTr, rng
+
+  carry = (
+      jnp.int32(0),
+      logits_BxTpxV[:, -1],
+      cache,
+      jnp.zeros((B,), bool),
+      kv_mask_BxS,
+      jnp.full((B, Tr), params_s.pad_id, jnp.int32),
+      jnp.zeros((B, Tr), jnp.float32),
+      rng,
+  )
+  _, _, _, _, _, tokens_BxTr, logprobs_BxTr, _ = jax.lax.while_loop(cond, body, carry)
+  is_eos_BxTr = tokens_BxTr == params_s.eos_id
+  has_eos_B = jnp.any(is_eos_BxTr, axis=1)
+  lengths_B = jnp.where(has_eos_B, jnp.argmax(is_eos_BxTr, axis=1) + 1, Tr).astype(jnp.int32)
+  return SampleOutput(tokens_BxTr, logprobs_BxTr, lengths_B, ~has_eos_B)
+
+
+def sequence_logprobs(
+    weights: dict, model: Transformer, tokens_BxT: jax.Array, mask_BxT: jax.Array, prompt_slots: int, temperature: float = 1.0
+) -> jax.Array:
+  """Per-token log-probs [B, T - Tp] of the response columns of prompt+response rows (not jitted:
+  the update differentiates through it; `score` is the jitted form)."""
+  logits_BxTxV, _ = model.apply({"params": weights}, tokens_BxT, positions_from_mask(mask_BxT), mask_BxT)
+  logits_BxTrxV = logits_BxTxV[:, prompt_slots - 1 : -1] / _logit_temperature(temperature)
+  logprobs_BxTrxV = jax.nn.log_softmax(logits_BxTrxV, axis=-1)
+  targets_BxTr = tokens_BxT[:, prompt_slots:]
+  return jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
+
+
+@functools.partial(jax.jit, static_argnames=("model", "prompt_slots", "temperature"))
+def score(weights, tokens_BxT, mask_BxT, *, model: Transformer, prompt_slots: int, temperature: float = 1.0):
+  """Jitted `sequence_logprobs`, zeroed outside the mask: old and reference log-probs."""
+  logprobs = sequence_logprobs(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
+  return jnp.where(mask_BxT[:, prompt_slots:], logprobs, 0.0)

@@ -1,0 +1,121 @@
+"""The embedded task: arithmetic expression and word problems with short worked solutions.
+
+Difficulty levels (the knob is the weight of each level):
+  1  a + b, two-digit operands, as an expression or a word problem
+  2  a - b or a + b with up to three digits, as an expression or a word problem
+  3  a * b, two digits times one digit
+  4  a + b + c, two-digit operands (three-operand sums are the hardest for tiny models)
+  5  a * b + c, two digits times one digit plus two digits
+
+Every solution is a chain of `x*y=z.` steps (no spaces inside, so numbers cost few tokens) ending in `\\boxed{N}`. The held-out split is drawn
+first and its expressions are excluded from training, so no training problem repeats an evaluation
+problem, even in another wording.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+NUM_LEVELS = 5
+_NAMES = ("Ann", "Bob", "Eve", "Tom")
+_ITEMS = ("apples", "pens", "cards")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  uid: str
+  level: int
+  question: str
+  solution: str  # the worked solution, ending in \boxed{answer}
+  answer: str
+  expression: str  # canonical form; equal expressions are the same problem
+
+  @property
+  def text(self) -> str:
+    """Prompt and solution as one training text (the tokenizer is trained on these)."""
+    return f"{self.question} {self.solution}"
+
+
+def _step(x: int, op: str, y: int) -> tuple[int, str]:
+  value = {"+": x + y, "-": x - y, "*": x * y}[op]
+  return value, f"{x}{op}{y}={value}."
+
+
+def _word_problem(rng: np.random.Generator, a: int, op: str, b: int) -> str:
+  name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+  if op == "+":
+    return f"{name} has {a} {item} and gets {b} more. How many {item} now?"
+  return f"{name} has {a} {item} and gives away {b}. How many {item} now?"
+
+
+def make_problem(rng: np.random.Generator, level: int, uid: str) -> Problem:
+  """One random problem of the given level (1..5)."""
+  ints = lambda lo, hi: int(rng.integers(lo, hi + 1))  # noqa: E731
+  word = False
+  if level == 1:
+    a, b = ints(1, 99), ints(1, 99)
+    terms, ops, word = [a, b], ["+"], rng.random() < 0.5
+  elif level == 2:
+    if rng.random() < 0.5:
+      a = ints(10, 999)
+      terms, ops = [a, ints(1, a)], ["-"]
+    else:
+      terms, ops = [ints(10, 999), ints(10, 999)], ["+"]
+    word = rng.random() < 0.5
+  elif level == 3:
+    terms, ops = [ints(10, 99), ints(2, 9)], ["*"]
+  elif level == 4:
+    terms, ops = [ints(10, 99), ints(10, 99), ints(10, 99)], ["+", "+"]
+  elif level == 5:
+    terms, ops = [ints(10, 99), ints(2, 9), ints(10, 99)], ["*", "+"]
+  else:
+    raise ValueError(f"arithmetic level must be in 1..{NUM_LEVELS}, got {level}")
+
+  expression = "".join(f"{t}{o}" for t, o in zip(terms, ops)) + f"{terms[-1]}"
+  value, steps = terms[0], []
+  for op, term in zip(ops, terms[1:]):
+    value, text = _step(value, op, term)
+    steps.append(text)
+  question = _word_problem(rng, terms[0], ops[0], terms[1]) if word else f"Compute {expression}."
+  solution = " ".join(steps) + f" \\boxed{{{value}}}"
+  return Problem(uid, level, question, solution, str(value), expression)
+
+
+def _draw(rng, count, level_weights, prefix, exclude: set[str]) -> list[Problem]:
+  weights = np.asarray(level_weights, np.float64)
+  if weights.shape != (NUM_LEVELS,) or np.any(weights < 0) or weights.sum() <= 0:
+    raise ValueError(f"task.level_weights must be {NUM_LEVELS} non-negative numbers, not all 0; got {tuple(level_weights)}")
+  problems, seen = [], set(exclude)
+  attempts = 0
+  while len(problems) < count:
+    attempts += 1
+    if attempts > 50 * count + 1000:
+      raise ValueError(f"could not draw {count} distinct {prefix} problems with level weights {tuple(level_weights)}")
+    level = int(rng.choice(NUM_LEVELS, p=weights / weights.sum())) + 1
+    problem = make_problem(rng, level, f"{prefix}-{len(problems)}")
+    if problem.expression not in seen:
+      seen.add(problem.expression)
+      problems.append(problem)
+  return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class ArithmeticTask:
+  train: list[Problem]
+  eval: list[Problem]
+
+  @classmethod
+  def generate(cls, seed: int, num_train: int, num_eval: int, level_weights: Sequence[float]) -> "ArithmeticTask":
+    """Deterministic in seed: the eval split is drawn first, then training avoids its expressions."""
+    eval_problems = _draw(np.random.default_rng([seed, 1]), num_eval, level_weights, "eval", set())
+    train_problems = _draw(
+        np.random.default_rng([seed, 0]), num_train, level_weights, "train", {p.expression for p in eval_problems}
+    )
+    return cls(train_problems, eval_problems)
+
+  def corpus(self) -> list[str]:
+    """Text for training the tokenizer: every problem with its solution."""
+    return [p.text for p in self.train + self.eval]

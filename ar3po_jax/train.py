@@ -1,0 +1,151 @@
+"""The RL loop. Per step, as in the papers' algorithm:
+
+  1. rollout: the stage scheduler runs the strategy (grpo / dapo / ar3po / aero) against the
+     sampling kernel and the verifier, reusing buffered responses, and forms variable-size groups;
+  2. pi_old: reused responses under Option I (and every response, if configured) are re-scored
+     under the current policy; pi_ref is scored only when beta > 0;
+  3. update: one compiled function computes group advantages and the clipped-ratio loss and takes
+     the optimizer step;
+  4. log the rollout cost and training metrics; evaluate every `eval.every` steps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from ar3po_jax import batching, evaluation, metrics as metrics_lib, sharding
+from ar3po_jax.data import PromptStream
+from ar3po_jax.embedded import Embedded
+from ar3po_jax.policy import PolicySampler
+from ar3po_jax.rewards.exact import ExactVerifier
+from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
+from ar3po_jax.sampling import SamplingParams, score
+from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
+
+
+def max_rows_per_step(rollout_config) -> int:
+  """The most responses a step's groups can hold, which sizes the update's row buckets."""
+  r = rollout_config
+  per_prompt = {
+      "grpo": r.group_size,
+      "dapo": r.group_size,
+      "ar3po": r.ar3po.stages * r.ar3po.k + 1,
+      "aero": r.aero.budget,
+  }[r.strategy]
+  return r.batch_prompts * per_prompt
+
+
+def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = print) -> list[dict]:
+  """Runs config.rl.steps RL steps from the warm-started policy; returns the metrics history."""
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+  dp = sharding.data_parallel_size(mesh)
+  model, tokenizer = embedded.model, embedded.tokenizer
+  rollout_cfg, rl = config.rollout, config.rl
+
+  params = jax.device_put(embedded.params, sharding.tree_shardings(embedded.params, mesh))
+  optimizer = make_optimizer(rl.lr, rl.weight_decay, rl.grad_clip)
+  state = init_train_state(params, optimizer)
+  state_shardings = sharding.tree_shardings(state, mesh)
+  state = jax.device_put(state, state_shardings)
+  ref_params = jax.tree.map(jnp.copy, state.params) if rl.beta > 0 else None
+  update = jit_update(
+      make_update_fn(model, optimizer, UpdateSettings.from_config(rl, rollout_cfg.temperature)),
+      state_shardings,
+      sharding.batch_sharding(mesh),
+  )
+
+  sampling = SamplingParams(
+      rollout_cfg.max_new_tokens, rollout_cfg.temperature, rollout_cfg.top_p, rollout_cfg.top_k, tokenizer.eos_id, tokenizer.pad_id
+  )
+  sampler = PolicySampler(model, state.params, tokenizer, sampling, jax.random.key(config.seed + 2), dp, sharding.batch_sharding(mesh))
+  verifier = ExactVerifier()
+  buffer = ReplayBuffer(rollout_cfg.buffer.per_prompt, rollout_cfg.buffer.total)
+  scheduler = Scheduler(make_strategy(rollout_cfg), sampler, verifier, buffer, PromptStream(embedded.train_prompts, config.seed))
+  host_rng = np.random.default_rng([config.seed, 3])
+
+  row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp)
+  max_rows = max_rows_per_step(rollout_cfg)
+  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, active=jax.process_index() == 0)
+  compiled_shapes: set[tuple[int, ...]] = set()
+  cum_responses = cum_tokens = 0
+  eval_prompts = embedded.eval_prompts[: config.eval.num_prompts]
+
+  def evaluate() -> float:
+    sampler.params = state.params
+    return evaluation.greedy_accuracy(sampler, eval_prompts, verifier, config.eval.batch_size)
+
+  accuracy = evaluate()
+  log(f"step 0 (before RL): eval/accuracy {accuracy:.3f} on {len(eval_prompts)} held-out prompts")
+  writer.write(0, {"eval/accuracy": accuracy, "rollout/cum_responses": 0, "rollout/cum_tokens": 0})
+  start = time.time()
+  bar = tqdm.trange(rl.steps, desc=f"RL ({rollout_cfg.strategy})", disable=not config.log.progress, dynamic_ncols=True)
+  for step in bar:
+    step_start = time.time()
+    sampler.params = state.params
+    rollout = scheduler.rollout(step, host_rng)
+    step_metrics = dict(rollout.metrics)
+    cum_responses += int(step_metrics["rollout/responses"])
+    cum_tokens += int(step_metrics["rollout/tokens"])
+
+    update_start = time.time()
+    if rollout.groups:
+      n_rows = sum(g.size for g in rollout.groups)
+      rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
+      batch, reused = batching.pack_update_batch(rollout.groups, rollout_cfg.max_new_tokens, rows, tokenizer.pad_id)
+      batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl)
+      compiled_shapes.add(batch["tokens_BxT"].shape)
+      state, train_metrics = update(state, batch)
+      step_metrics.update(jax.device_get(train_metrics))
+      response_slots = batch["mask_BxT"][:, -rollout_cfg.max_new_tokens :]
+      step_metrics.update(
+          {
+              "train/rows": n_rows,
+              "train/row_bucket": rows,
+              "train/padding_efficiency": float(response_slots.sum() / response_slots.size),
+          }
+      )
+    step_metrics["time/update_s"] = time.time() - update_start
+    step_metrics["train/compiled_variants"] = len(compiled_shapes)
+    step_metrics.update({"rollout/cum_responses": cum_responses, "rollout/cum_tokens": cum_tokens})
+
+    last = step == rl.steps - 1
+    if (config.eval.every and (step + 1) % config.eval.every == 0) or last:
+      step_metrics["eval/accuracy"] = evaluate()
+    step_metrics["time/step_s"] = time.time() - step_start
+    step_metrics["time/elapsed_s"] = time.time() - start
+    writer.write(step + 1, step_metrics)
+    bar.set_postfix(metrics_lib.live_postfix(step_metrics), refresh=False)
+    if "eval/accuracy" in step_metrics:
+      bar.write(f"step {step + 1}: eval/accuracy {step_metrics['eval/accuracy']:.3f}  cumulative responses {cum_responses:,}")
+  bar.close()
+
+  writer.close()
+  if jax.process_index() == 0:
+    metrics_lib.plot_accuracy_vs_responses(
+        writer.history, os.path.join(workdir, "accuracy_vs_responses.png"), f"{rollout_cfg.strategy} on the embedded task"
+    )
+    log("summary\n" + metrics_lib.summary_table(writer.history))
+  return writer.history
+
+
+def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl):
+  """pi_old for Option I reused rows (or every row, if configured) and pi_ref when beta > 0."""
+  prompt_slots = batch["tokens_BxT"].shape[1] - rollout_cfg.max_new_tokens
+  recompute = np.ones_like(reused) if rl.recompute_old_logprobs else reused & batch["train_row_B"]
+  if recompute.any():
+    fresh = np.asarray(
+        score(params, batch["tokens_BxT"], batch["mask_BxT"], model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature)
+    )
+    batch["old_logp_BxTr"] = np.where(recompute[:, None], fresh, batch["old_logp_BxTr"])
+  if ref_params is not None:
+    batch["ref_logp_BxTr"] = np.asarray(
+        score(ref_params, batch["tokens_BxT"], batch["mask_BxT"], model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature)
+    )
+  return batch
