@@ -31,7 +31,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/tiny.py:ar3po", "Co
 _STRATEGIES = flags.DEFINE_string("strategies", "", "Comma-separated strategies; empty: the config's.")
 _PASS_RATE = flags.DEFINE_string("pass_rate", "constant:0.3", "constant:P | uniform | beta:A,B | file:PATH")
 _LENGTHS = flags.DEFINE_string("lengths", "", "constant:L | uniform:LO,HI | geometric:MEAN; empty: uniform:1,1.25*max_new_tokens")
-_NUM_PROMPTS = flags.DEFINE_integer("num_prompts", 10_000, "Prompts per step (the whole pool).")
+_NUM_PROMPTS = flags.DEFINE_integer("num_prompts", 10_000, "Prompts per step (the whole pool).", lower_bound=1)
 _STEPS = flags.DEFINE_integer("steps", 1, "Steps; the buffer only matters from the second on.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of pass rates, data order, sampling and scheduling.")
 _JSON = flags.DEFINE_bool("json", False, "One JSON object per strategy per line instead of a table.")

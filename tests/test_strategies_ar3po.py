@@ -112,3 +112,11 @@ def test_bad_knobs_are_refused():
     make_strategy(ar3po_config(reuse_mode="both"))
   with pytest.raises(ValueError, match="reuse_pick"):
     make_strategy(ar3po_config(reuse_pick="oldest"))
+
+
+def test_prompts_with_a_correct_response_are_never_given_a_reused_one():
+  buffer = ReplayBuffer()
+  for uid in ("sim-0", "sim-1", "sim-2"):
+    buffer.add(uid, buffered(f"old-{uid} \\boxed{{0}}", 1), 1)
+  result, _, _ = run(ar3po_config(), buffer=buffer)
+  assert [sum(r.reused for r in g.responses) for g in result.groups] == [0, 0, 1, 0]

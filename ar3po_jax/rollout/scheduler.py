@@ -23,8 +23,7 @@ zero denominator is NaN):
   rollout/masked_responses              responses in those groups with train_mask False
   rollout/reused                        reused responses added from the buffer
   rollout/frac_zero_adv_groups_before_reuse  fraction of groups with zero advantage, reused rows left out
-  rollout/frac_zero_adv_groups          fraction of groups with zero advantage (all training rewards
-                                        equal, or one response) and no AERO posterior_mean
+  rollout/frac_zero_adv_groups          fraction of groups with all training rewards equal or one response, and no posterior_mean
   rollout/frac_all_wrong_before_reuse   fraction of groups whose sampled responses are all wrong
   rollout/frac_all_wrong                fraction of groups with no correct response, reused included
   rollout/reward_mean                   mean verifier reward over all sampled responses
@@ -33,11 +32,13 @@ zero denominator is NaN):
   buffer/staleness                      mean (step - producing step) over this step's reused responses
   dapo/gen_batches                      DAPO generation batches (0 for the others)
   dapo/cap_hit                          1 when DAPO stopped at max_gen_batches short of batch_prompts
-  dapo/kept_prompts, dapo/frac_kept     DAPO prompts with mixed rewards (before the cut), over drawn
+  dapo/kept_prompts                     DAPO prompts with mixed correctness, before the cut to batch_prompts
+  dapo/frac_kept                        dapo/kept_prompts / rollout/prompts_drawn
   dapo/masked_truncated                 DAPO truncated responses masked out of the loss
   aero/rejected                         AERO responses pruned by selective rejection (0 for the others)
   aero/rescued                          AERO prompts that entered rescue (0 for the others)
-  aero/rescue_successes, aero/posterior_prompts  rescued prompts that found a success; uids tracked
+  aero/rescue_successes                 AERO rescued prompts whose rescue found a success
+  aero/posterior_prompts                AERO prompt uids with a posterior
   time/sample_s                         seconds inside sampler calls
   time/verify_s                         seconds inside verifier calls
 """
