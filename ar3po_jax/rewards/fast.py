@@ -89,6 +89,9 @@ def fast_equivalent(gold: str, pred: str, config: VerifyConfig) -> bool | None:
   """True/False when decidable without sympy, else None. Inputs are raw (unnormalised) answers."""
   if _INT.match(gold) and _INT.match(pred):
     return int(gold) == int(pred)
+  gn, pn = fast_number(gold.strip()), fast_number(pred.strip())
+  if gn is not None and pn is not None:  # already canonical: skip the dozen regexes of normalize
+    return numbers_equal(gn, pn, config)
   g, p = normalize(gold), normalize(pred)
   if g == p:
     return bool(g)

@@ -10,6 +10,7 @@ model text. This module is imported only in worker processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import sympy
@@ -150,8 +151,12 @@ def structure(s: str, depth: int = 0) -> Node:
 _I = sympy.Symbol("i")
 
 
+@functools.lru_cache(maxsize=4096)
 def to_sympy(latex: str):
   """A sympy object for one leaf, or None when the grammar rejects it.
+
+  Cached because the ANTLR runtime is pure Python (tens of ms a parse) and a group's responses all
+  share one gold answer. Callers must not mutate the result (matrices are mutable in sympy).
 
   A free `i` becomes the imaginary unit, as it is in nearly every competition answer (`3+4i`).
   """

@@ -1,9 +1,10 @@
 """Worker processes that run checks under a hard wall-clock limit, killing and replacing stuck ones.
 
 Each worker holds at most one task, so killing a stuck worker loses only its own task; the others'
-results keep arriving. Inside a worker a SIGALRM timer stops Python-level work cheaply (the worker
-survives); C-level work (big-integer powers and factorials) never yields to signals, so the parent
-also holds a deadline a little later and SIGKILLs the process when it passes.
+results keep arriving. Inside a worker a SIGALRM timer stops work that checks for signals cheaply (the
+worker survives); C code that never checks (gmpy2 big-integer arithmetic when sympy uses it, a stuck
+extension) cannot be interrupted that way, so the parent also holds a deadline a little later and
+SIGKILLs the process when it passes.
 
 The parent runs JAX, which is multithreaded, so workers come from 'forkserver' (a clean
 single-threaded server that has preloaded the check's module, making replacements cheap) or
