@@ -1,0 +1,125 @@
+"""The equivalence table, the knobs, and the verifier's interface (batch form, metrics, fast path)."""
+
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ar3po_jax.rewards import ExactVerifier, MathVerifier, VerifyConfig, math_reward
+from ar3po_jax.rewards.fast import fast_equivalent
+
+_TABLE = pathlib.Path(__file__).parent / "data" / "verifier_cases.tsv"
+_REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _rows():
+  rows = []
+  for line in _TABLE.read_text().splitlines():
+    if line.strip() and not line.startswith("#"):
+      kind, gold, pred, expected = line.split("\t")
+      rows.append((kind, gold, pred, expected == "1"))
+  return rows
+
+
+@pytest.fixture(scope="module")
+def verifier():
+  with MathVerifier(timeout_s=2.0) as v:
+    yield v
+
+
+def test_table_is_big_and_covers_every_class():
+  rows = _rows()
+  assert len(rows) >= 200
+  kinds = {kind for kind, *_ in rows}
+  assert kinds >= {
+      "integer", "decimal", "fraction", "percent", "radical", "pi", "symbolic", "tuple", "set", "list",
+      "interval", "matrix", "equation", "thousands", "units", "text", "leftright", "latex",
+  }
+  assert sum(not expected for *_, expected in rows) >= 50  # the table guards against false positives too
+
+
+def test_equivalence_table(verifier):
+  rows = _rows()
+  rewards = verifier([f"Thus the answer is \\boxed{{{pred}}}." for _, _, pred, _ in rows], [gold for _, gold, _, _ in rows])
+  wrong = [(kind, gold, pred, expected) for (kind, gold, pred, expected), r in zip(rows, rewards) if bool(r) != expected]
+  assert not wrong, "\n".join(f"{k}: gold {g!r} pred {p!r} expected {e}" for k, g, p, e in wrong)
+  metrics = verifier.metrics()
+  assert metrics["verify/timeouts"] == 0 and metrics["verify/errors"] == 0
+
+
+@pytest.mark.parametrize(
+    "gold, pred",
+    [
+        (r"\frac{1}{2^{99}}", r"\frac{1}{2^{98}}"),
+        (r"\frac{1}{2004!}", r"\frac{1}{2006!}"),
+        (r"\frac{1}{3}", "0.333"),
+    ],
+)
+def test_classic_traps_are_false(verifier, gold, pred):
+  assert verifier([rf"\boxed{{{pred}}}"], [gold])[0] == 0.0
+
+
+def test_percent_knob():
+  either, fraction, number = (VerifyConfig(percent=m) for m in ("either", "fraction", "number"))
+  assert fast_equivalent(r"10\%", "0.1", either) and fast_equivalent(r"10\%", "10", either)
+  assert fast_equivalent(r"10\%", "0.1", fraction) and not fast_equivalent(r"10\%", "10", fraction)
+  assert not fast_equivalent(r"10\%", "0.1", number) and fast_equivalent(r"10\%", "10", number)
+  assert math_reward(r"\boxed{0.1}", r"10\%", percent="fraction") == 1.0
+  assert math_reward(r"\boxed{0.1}", r"10\%", percent="number") == 0.0
+
+
+def test_tolerance_knob():
+  assert fast_equivalent("0.3333", "1/3", VerifyConfig(rel_tol=1e-3))
+  assert not fast_equivalent("0.3333", "1/3", VerifyConfig())
+  with pytest.raises(ValueError):
+    VerifyConfig(rel_tol=2.0)
+
+
+def test_list_order_and_assignment_knobs():
+  with MathVerifier(unordered_lists=False, assignment=False, num_workers=1) as v:
+    assert v([r"\boxed{2, 1}", r"\boxed{1, 2}", r"\boxed{x=5}"], ["1, 2", "1, 2", "5"]).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_batch_interface_matches_the_verifier_protocol(verifier):
+  rewards = verifier([r"\boxed{3}", "no answer", r"Answer: 1/2", r"\boxed{\sqrt{4}}"], ["3", "3", r"\frac12", 2])
+  assert rewards.dtype == np.float32 and rewards.shape == (4,)
+  assert rewards.tolist() == [1.0, 0.0, 1.0, 1.0]
+  with pytest.raises(ValueError, match="2 texts but 1 answers"):
+    verifier(["a", "b"], ["1"])
+  metrics = verifier.metrics()
+  for key in ("verify/timeouts", "verify/errors", "verify/fast_path", "verify/fast_path_frac", "verify/total"):
+    assert isinstance(metrics[key], float)
+
+
+def test_math_reward_and_exact_verifier_reexport():
+  assert math_reward(r"The answer is \boxed{\dfrac{1}{2}}", "0.5") == 1.0
+  assert math_reward(r"The answer is \boxed{3}", "$4$") == 0.0
+  assert ExactVerifier()([r"\boxed{7}"], ["7"]).tolist() == [1.0]
+
+
+def test_fast_path_never_imports_sympy_or_starts_workers():
+  code = (
+      "import sys\n"
+      "from ar3po_jax.rewards import MathVerifier\n"
+      "v = MathVerifier()\n"
+      "r = v([r'\\boxed{3}', r'\\boxed{1/2}', r'\\boxed{50\\%}', 'Answer: 1,000'], ['3', '0.5', '1/2', '1000'])\n"
+      "assert r.tolist() == [1.0] * 4, r\n"
+      "assert 'sympy' not in sys.modules and v._pool is None\n"
+      "assert v.metrics()['verify/fast_path'] == 4\n"
+  )
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=_REPO, timeout=60)
+
+
+def test_fast_path_throughput_on_integer_answers():
+  v = MathVerifier()
+  texts = [f"Reasoning step {i} ... " * 20 + f"so the answer is \\boxed{{{i % 97}}}." for i in range(5000)]
+  answers = [str(i % 89) for i in range(5000)]
+  v(texts[:100], answers[:100])
+  start = time.perf_counter()
+  v(texts, answers)
+  rate = len(texts) / (time.perf_counter() - start)
+  assert v._pool is None
+  assert rate > 20_000, f"{rate:.0f} responses/s"
