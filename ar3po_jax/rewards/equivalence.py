@@ -142,8 +142,12 @@ def _sympy_equal(a, b, config: VerifyConfig) -> bool:
     )
   if isinstance(a, Set) or isinstance(b, Set):
     return _sets_of(a) is not None and _sets_of(a) == _sets_of(b)
-  if isinstance(a, sympy.core.relational.Relational) or isinstance(b, sympy.core.relational.Relational):
+  Rel, Boolean = sympy.core.relational.Relational, sympy.logic.boolalg.Boolean
+  if isinstance(a, Rel) and isinstance(b, Rel):
     return _relations_equal(a, b, config)
+  if any(isinstance(x, Boolean) and not isinstance(x, sympy.Expr) for x in (a, b)):  # Symbol is a Boolean too
+    a_set = _sets_of(a)
+    return a_set is not None and a_set == _sets_of(b)
   if not (isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr)):
     return False
   inexact = a.has(Float) or b.has(Float)
@@ -231,9 +235,6 @@ def _proportional(d1, d2, positive_only: bool) -> bool:
 
 
 def _relations_equal(a, b, config: VerifyConfig) -> bool:
-  Rel = sympy.core.relational.Relational
-  if not (isinstance(a, Rel) and isinstance(b, Rel)):
-    return False
   symbols = a.free_symbols | b.free_symbols
   if len(symbols) == 1 and a.free_symbols == b.free_symbols and not isinstance(a, sympy.Eq):
     return _sets_of(a) == _sets_of(b)
@@ -255,10 +256,12 @@ def _sets_of(x):
   """x as a sympy Set (intervals from one-variable inequalities), or None."""
   if isinstance(x, Set):
     return x
-  if isinstance(x, sympy.core.relational.Relational) and len(x.free_symbols) == 1:
+  # Boolean covers chained inequalities (`2 \le x \le 5` parses to an And) as well as relations.
+  boolean = isinstance(x, sympy.logic.boolalg.Boolean) and not isinstance(x, (Set, sympy.Expr))
+  if boolean and len(x.free_symbols) == 1:
     try:
       return x.as_set()
-    except NotImplementedError:
+    except (NotImplementedError, TypeError, ValueError):
       return None
   return None
 

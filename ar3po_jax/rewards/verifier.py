@@ -46,6 +46,10 @@ class MathVerifier:
   num_workers: worker processes for the sympy path (default: the CPU count, at most 8), started on
     the first answer that needs one.
   Other keyword arguments are `VerifyConfig` knobs (or pass `config=`).
+
+  Workers are forkserver (or spawn) children, so like any such child they re-import the main
+  script: a script that verifies must keep its entry point under `if __name__ == "__main__":`, and
+  keeps worker start cheap by importing heavy modules (JAX) there rather than at module level.
   """
 
   def __init__(
