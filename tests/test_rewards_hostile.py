@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from ar3po_jax.rewards import MathVerifier
+from ar3po_jax.rewards import MathVerifier, VerifyConfig, extract_answer
+from ar3po_jax.rewards.fast import fast_equivalent
 from ar3po_jax.rewards.pool import ERROR, OK, TIMEOUT, WorkerPool
 
 TIMEOUT_S = 1.0
@@ -168,3 +169,24 @@ def test_a_crashing_worker_is_an_error_and_is_replaced():
 def test_fork_is_refused():
   with pytest.raises(ValueError, match="fork"):
     WorkerPool(pow, num_workers=1, timeout_s=1.0, start_method="fork")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        r"\boxed{5 " + "a" * 900 + "!}",
+        r"\boxed{5 " + "ab " * 300 + "!}",
+        "Answer:" + " " * 130_000 + "x",
+        "Answer: x" + " " * 130_000 + "y",
+        "The final answer is " + "*" * 130_000 + "!",
+        "Answer: " + " ." * 60_000 + "I hope it is correct",
+    ],
+    ids=["unit-letters", "unit-words", "answer-spaces", "answer-inner-spaces", "final-stars", "hope-suffix"],
+)
+def test_parent_side_has_no_regex_blowup(response):
+  # The parent has no time limit of its own, so extraction and the fast path must stay linear.
+  config = VerifyConfig()
+  start = time.monotonic()
+  answer = extract_answer(response, config.order) or ""
+  fast_equivalent("5", answer[: config.max_answer_chars], config)
+  assert time.monotonic() - start < 0.5

@@ -13,8 +13,7 @@ _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _ANSWER_LINE = re.compile(r"(?i)\banswer\s*[:：][ \t]*([^\n]+)")
 _FINAL_ANSWER = re.compile(r"(?i)final answer is[ \t]*:?[ \t]*([^\n]+)")
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
-_HOPE_SUFFIX = re.compile(r"(?i)[.,;\s]*I hope it is correct.*$")
-_MARKDOWN_EMPHASIS = re.compile(r"^[*_\s]+|[*_\s]+$")
+_HOPE_SUFFIX = re.compile(r"(?i)I hope it is correct")
 
 
 def balanced_group(text: str, start: int) -> tuple[str, int] | None:
@@ -64,8 +63,12 @@ def last_boxed(text: str) -> str | None:
 
 def _clean_inline(answer: str) -> str:
   """Tidy a one-line answer: drop markdown emphasis, the Minerva suffix, a final period, `$` pairs."""
-  answer = _HOPE_SUFFIX.sub("", answer)
-  answer = _MARKDOWN_EMPHASIS.sub("", answer)
+  # str methods, not anchored regexes: `[\s]+$` retried at every offset is quadratic in a line of
+  # spaces, and a hostile line can be the whole response.
+  suffix = _HOPE_SUFFIX.search(answer)
+  if suffix:
+    answer = answer[: suffix.start()].rstrip(" \t.,;")
+  answer = answer.strip("*_ \t\r")
   if answer.startswith("$"):
     end = answer.find("$", 1 + answer.startswith("$$"))
     body = answer.lstrip("$")

@@ -33,7 +33,8 @@ _SPACE_AROUND_SYMBOLS = re.compile(r"\s*([^\w\\\s])\s*")
 _SPACES = re.compile(r"\s+")
 _NUMBER_WITH_UNIT = re.compile(
     r"^(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?|[-+]?\\frac\{\d+\}\{\d+\})"
-    r"\s*(?:\\%)?\s*(?:[a-zA-Z]{2,}\.?\s*)+(?:\^\{?[23]\}?)?$"
+    # Words are separated by mandatory whitespace: `(?:[a-z]{2,}\s*)+` would backtrack exponentially.
+    r"\s*(?:\\%)?\s*[a-zA-Z]{2,}\.?(?:\s+[a-zA-Z]{2,}\.?)*\s*(?:\^\{?[23]\}?)?$"
 )
 _PLAIN_WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
 
