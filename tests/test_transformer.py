@@ -1,0 +1,81 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ar3po_jax.models.transformer import ModelConfig, init_cache, positions_from_mask, rope_frequencies
+from tests.helpers import TINY, left_padded_prompts, tiny_model
+
+
+def test_param_count_matches_config_and_names_follow_hf_layout():
+  for tie in (True, False):
+    model, params = tiny_model(tie_embeddings=tie)
+    leaves = jax.tree_util.tree_leaves(params)
+    assert sum(x.size for x in leaves) == model.config.num_params
+    assert ("lm_head" in params) == (not tie)
+  assert params["layers_0"]["attn"]["k_proj"]["kernel"].shape == (32, TINY.n_kv_heads * TINY.head_dim)
+  assert "bias" in params["layers_0"]["attn"]["q_proj"]
+
+
+def test_no_bias_without_qkv_bias():
+  _, params = tiny_model(qkv_bias=False)
+  assert "bias" not in params["layers_0"]["attn"]["q_proj"]
+
+
+def test_bad_config_names_the_problem():
+  with pytest.raises(ValueError, match="multiple of model.n_kv_heads"):
+    dataclasses.replace(TINY, n_heads=3)
+  with pytest.raises(ValueError, match="head_dim must be even"):
+    dataclasses.replace(TINY, head_dim=7)
+
+
+def test_left_padding_does_not_change_logits():
+  model, params = tiny_model()
+  tokens, mask = left_padded_prompts([5], 5)
+  padded, padded_mask = left_padded_prompts([5], 9)
+  padded[:, 4:] = tokens
+  logits, _ = model.apply({"params": params}, tokens, positions_from_mask(mask), mask)
+  logits_padded, _ = model.apply({"params": params}, padded, positions_from_mask(padded_mask), padded_mask)
+  np.testing.assert_allclose(logits_padded[:, 4:], logits, atol=1e-5)
+
+
+def test_kv_cache_decoding_equals_full_recomputation():
+  model, params = tiny_model(seed=1)
+  tokens, mask = left_padded_prompts([3, 6, 1], 6, seed=2)
+  extra = np.random.default_rng(3).integers(4, 32, (3, 4)).astype(np.int32)
+  full_tokens = np.concatenate([tokens, extra], 1)
+  full_mask = np.concatenate([mask, np.ones_like(extra, bool)], 1)
+  full_logits, _ = model.apply({"params": params}, full_tokens, positions_from_mask(full_mask), full_mask)
+
+  cache = init_cache(model.config, 3, 10)
+  kv_mask = np.concatenate([mask, np.zeros((3, 4), bool)], 1)
+  logits, cache = model.apply({"params": params}, tokens, positions_from_mask(mask), kv_mask, cache, 0)
+  np.testing.assert_allclose(logits[:, -1], full_logits[:, 5], atol=1e-5)
+  lengths = mask.sum(1)
+  for t in range(4):
+    kv_mask[:, 6 + t] = True
+    step_logits, cache = model.apply({"params": params}, extra[:, t : t + 1], (lengths + t)[:, None], kv_mask, cache, 6 + t)
+    np.testing.assert_allclose(step_logits[:, 0], full_logits[:, 6 + t], atol=1e-5)
+
+
+def test_llama3_rope_scaling_slows_only_low_frequencies():
+  base = ModelConfig(vocab_size=8, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=64, d_ff=16, rope_theta=500_000.0)
+  scaled = dataclasses.replace(base, rope_scaling=(8.0, 1.0, 4.0, 8192))
+  f0, f1 = np.asarray(rope_frequencies(base)), np.asarray(rope_frequencies(scaled))
+  wavelen = 2 * np.pi / f0
+  assert np.allclose(f1[wavelen < 8192 / 4], f0[wavelen < 8192 / 4])  # high frequencies untouched
+  assert np.allclose(f1[wavelen > 8192], f0[wavelen > 8192] / 8.0)  # low frequencies divided by factor
+  middle = (wavelen >= 8192 / 4) & (wavelen <= 8192)
+  assert middle.any() and np.all((f1[middle] < f0[middle]) & (f1[middle] > f0[middle] / 8.0))
+
+
+def test_bfloat16_activations_run_and_stay_close():
+  model, params = tiny_model()
+  model_bf16, _ = tiny_model(dtype="bfloat16")
+  tokens, mask = left_padded_prompts([4, 6], 6)
+  a, _ = model.apply({"params": params}, tokens, positions_from_mask(mask), mask)
+  b, _ = model_bf16.apply({"params": params}, tokens, positions_from_mask(mask), mask)
+  assert b.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(b)[mask], np.asarray(a)[mask], atol=0.1)
