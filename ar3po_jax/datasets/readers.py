@@ -1,0 +1,58 @@
+"""Rows of jsonl, json and parquet files, one at a time with their 1-based row numbers.
+
+A row that cannot be parsed comes back as a RowError in place of the row, so the loader's error
+policy, not the reader, decides whether it ends the load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator
+
+from ar3po_jax.datasets.records import DataError, RowError
+
+FORMATS = ("jsonl", "json", "parquet")
+
+
+def file_format(path: str) -> str:
+  for fmt in FORMATS:
+    if path.endswith("." + fmt):
+      return fmt
+  raise DataError(f"{path}: unknown data file format; expected one of {['.' + f for f in FORMATS]}")
+
+
+def read_rows(path: str) -> Iterator[tuple[int, Any]]:
+  if not os.path.isfile(path):
+    raise DataError(f"data file not found: {path}")
+  fmt = file_format(path)
+  if fmt == "parquet":
+    import pyarrow.parquet as pq
+
+    try:
+      batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+      raise DataError(f"{path}: not a readable parquet file: {e}") from e
+    number = 0
+    for batch in batches:
+      for row in batch.to_pylist():
+        number += 1
+        yield number, row
+  elif fmt == "json":
+    with open(path, encoding="utf-8") as f:
+      try:
+        rows = json.load(f)
+      except ValueError as e:
+        raise DataError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(rows, list):
+      raise DataError(f"{path}: a .json data file must hold a list of rows")
+    yield from enumerate(rows, 1)
+  else:
+    with open(path, encoding="utf-8") as f:
+      for number, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          yield number, json.loads(line)
+        except ValueError as e:
+          yield number, RowError(f"invalid JSON: {e}", "invalid JSON")

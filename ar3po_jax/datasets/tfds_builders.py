@@ -1,0 +1,154 @@
+"""TensorFlow Datasets builders over the local math files and the embedded arithmetic task.
+
+Written as array_record, read back through `as_data_source()`: random access by index, no
+TensorFlow needed (tfrecord and `tfds.as_numpy` would need it). Data sets are built once into
+`data_dir/<name>/<fingerprint>`, where the fingerprint covers the source file's size and modification
+time and the loader settings, so a changed file or setting builds afresh instead of reusing a stale
+copy. `IndexStream` then walks a source in shuffled epochs that depend only on (seed, epoch), so
+its position is the whole state a checkpoint needs to resume.
+
+  source = build_file_dataset("math500", "/data/math500_test.jsonl", "/tmp/tfds")["test"]
+  stream = IndexStream(len(source), seed=0)
+  rows = [decode(source[i]) for i in stream.next(8)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from ar3po_jax.datasets import loaders
+from ar3po_jax.datasets.records import FieldMap, MathProblem
+
+_FEATURES = ("uid", "question", "answer", "source")
+
+
+class _LocalBuilder(tfds.core.GeneratorBasedBuilder):
+  """Builders that download nothing. No code_path: TFDS would look for a checksums file beside the
+  module, through importlib_resources, a package it does not install."""
+
+  code_path = None
+
+_FILE_FORMAT = "array_record"
+
+
+def _features() -> tfds.features.FeaturesDict:
+  return tfds.features.FeaturesDict({name: tfds.features.Text() for name in _FEATURES})
+
+
+def _example(p: MathProblem) -> tuple[str, dict[str, str]]:
+  return p.uid, {"uid": p.uid, "question": p.question, "answer": p.answer, "source": p.source}
+
+
+class MathFileDataset(_LocalBuilder):
+  """One local data file as a TFDS data set with a single split (train or test)."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def __init__(self, *, loader: str, path: str, split: str, fields: dict | None = None, on_error: str = "raise", **kwargs):
+    self._loader, self._path, self._split = loader, path, split
+    self._fields, self._on_error = fields, on_error
+    self.load_stats: dict = {}
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(builder=self, description=f"{self._loader} from {self._path}", features=_features())
+
+  def _split_generators(self, dl_manager):
+    return {self._split: self._generate_examples()}
+
+  def _generate_examples(self):
+    problems, stats = loaders.load(self._loader, self._path, self._fields, self._on_error)
+    self.load_stats = stats.to_dict()
+    for p in problems:
+      yield _example(p)
+
+
+class ArithmeticDataset(_LocalBuilder):
+  """The embedded arithmetic task (train and test splits) from its generator settings."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def __init__(self, *, seed: int, num_train: int, num_eval: int, level_weights: tuple[float, ...], **kwargs):
+    self._task_args = (seed, num_train, num_eval, tuple(level_weights))
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(builder=self, description="embedded arithmetic task", features=_features())
+
+  def _split_generators(self, dl_manager):
+    from ar3po_jax.tasks.arithmetic import ArithmeticTask
+
+    task = ArithmeticTask.generate(*self._task_args)
+    return {"train": self._generate_examples(task.train), "test": self._generate_examples(task.eval)}
+
+  def _generate_examples(self, problems):
+    for p in problems:
+      yield _example(MathProblem(p.uid, p.question, p.answer, f"arithmetic/level{p.level}"))
+
+
+def _fingerprint(*parts: Any) -> str:
+  return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _build(builder_cls, data_dir: str, **kwargs) -> dict:
+  builder = builder_cls(data_dir=data_dir, file_format=_FILE_FORMAT, **kwargs)
+  builder.download_and_prepare(file_format=_FILE_FORMAT)
+  return {split: builder.as_data_source(split=split) for split in builder.info.splits}
+
+
+def build_file_dataset(loader: str, path: str, data_dir: str, split: str | None = None, fields: FieldMap | dict | None = None, on_error: str = "raise") -> dict:
+  """{split: data source} for a local file; split defaults to 'train' for DAPO-Math, else 'test'."""
+  split = split or ("train" if loader == "dapo_math" else "test")
+  fields = dict(fields.__dict__) if isinstance(fields, FieldMap) else (dict(fields) if fields else None)
+  stat = os.stat(path)
+  key = _fingerprint(os.path.abspath(path), stat.st_size, stat.st_mtime_ns, loader, split, fields, on_error)
+  return _build(MathFileDataset, os.path.join(data_dir, loader, key), loader=loader, path=path, split=split, fields=fields, on_error=on_error)
+
+
+def build_arithmetic_dataset(task_config, data_dir: str) -> dict:
+  """{'train', 'test': data source} for `config.task` of the embedded run."""
+  args = dict(seed=task_config.seed, num_train=task_config.num_train, num_eval=task_config.num_eval, level_weights=tuple(task_config.level_weights))
+  return _build(ArithmeticDataset, os.path.join(data_dir, "arithmetic", _fingerprint(args)), **args)
+
+
+def decode(example: dict) -> MathProblem:
+  """A data source element (bytes fields) as a MathProblem."""
+  text = {k: v.decode("utf-8") if isinstance(v, bytes) else str(v) for k, v in example.items()}
+  return MathProblem(text["uid"], text["question"], text["answer"], text["source"])
+
+
+class IndexStream:
+  """Indices into a random-access source in shuffled epochs (or file order with shuffle=False)."""
+
+  def __init__(self, length: int, seed: int, shuffle: bool = True):
+    if length < 1:
+      raise ValueError("IndexStream needs a non-empty source")
+    self.length, self.seed, self.shuffle = length, seed, shuffle
+    self.epoch, self.index = 0, 0
+
+  def _order(self, epoch: int) -> np.ndarray:
+    if not self.shuffle:
+      return np.arange(self.length)
+    return np.random.default_rng([self.seed, epoch]).permutation(self.length)
+
+  def next(self, n: int) -> list[int]:
+    out: list[int] = []
+    while len(out) < n:
+      if self.index == self.length:
+        self.epoch, self.index = self.epoch + 1, 0
+      take = min(n - len(out), self.length - self.index)
+      out.extend(int(i) for i in self._order(self.epoch)[self.index : self.index + take])
+      self.index += take
+    return out
+
+  def state_dict(self) -> dict:
+    return {"epoch": self.epoch, "index": self.index}
+
+  def load_state_dict(self, state: dict) -> None:
+    self.epoch, self.index = int(state["epoch"]), int(state["index"])
