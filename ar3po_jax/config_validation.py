@@ -51,10 +51,15 @@ def problems(config) -> list[str]:
   need(rl.row_buckets >= 1, f"rl.row_buckets must be >= 1, got {rl.row_buckets}")
   need(config.eval.every >= 0 and config.eval.num_prompts >= 1 and config.eval.batch_size >= 1,
        f"eval.every >= 0, eval.num_prompts >= 1 and eval.batch_size >= 1 required, got {config.eval.every}, {config.eval.num_prompts}, {config.eval.batch_size}")
-  need(config.warmstart.steps >= 0 and config.warmstart.batch_size >= 1, f"warmstart.steps >= 0 and warmstart.batch_size >= 1 required")
-  need(config.task.num_eval >= config.eval.num_prompts, f"task.num_eval ({config.task.num_eval}) must be >= eval.num_prompts ({config.eval.num_prompts})")
-  need(config.task.num_train >= 1, f"task.num_train must be >= 1, got {config.task.num_train}")
-  need(len(tuple(config.task.level_weights)) == 5, f"task.level_weights must have 5 entries, got {tuple(config.task.level_weights)}")
+  if config.task.name == "arithmetic":
+    need(config.warmstart.steps >= 0 and config.warmstart.batch_size >= 1, "warmstart.steps >= 0 and warmstart.batch_size >= 1 required")
+    need(config.task.num_eval >= config.eval.num_prompts, f"task.num_eval ({config.task.num_eval}) must be >= eval.num_prompts ({config.eval.num_prompts})")
+    need(config.task.num_train >= 1, f"task.num_train must be >= 1, got {config.task.num_train}")
+    need(len(tuple(config.task.level_weights)) == 5, f"task.level_weights must have 5 entries, got {tuple(config.task.level_weights)}")
+  else:
+    from ar3po_jax import real
+
+    out.extend(real.problems(config))
   return out
 
 

@@ -11,7 +11,8 @@ from ar3po_jax.tokenizer import Tokenizer
 
 
 def to_prompt(uid: str, question: str, answer: str, tokenizer: Tokenizer) -> Prompt:
-  ids = np.asarray([tokenizer.bos_id] + tokenizer.encode(question), np.int32)
+  bos = [tokenizer.bos_id] if tokenizer.bos_id >= 0 else []  # Qwen's tokenizers have no BOS
+  ids = np.asarray(bos + tokenizer.encode(question), np.int32)
   return Prompt(uid=uid, token_ids=ids, answer=answer, text=question)
 
 

@@ -53,12 +53,12 @@ def main(argv):
 
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  from ar3po_jax import embedded, train
+  from ar3po_jax import embedded, real, train
 
   _log(f"ar3po_jax: strategy {config.rollout.strategy}, workdir {workdir}, devices {jax.devices()}")
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=1))
-  prepared = embedded.prepare(config, workdir, _log)
+  prepared = (embedded if config.task.name == "arithmetic" else real).prepare(config, workdir, _log)
   train.run(config, workdir, prepared, _log)
   _log(f"metrics: {os.path.join(workdir, 'metrics.jsonl')}  plot: {os.path.join(workdir, 'accuracy_vs_responses.png')}")
 

@@ -24,7 +24,7 @@ from ar3po_jax import batching, evaluation, metrics as metrics_lib, sharding
 from ar3po_jax.data import PromptStream
 from ar3po_jax.embedded import Embedded
 from ar3po_jax.policy import PolicySampler
-from ar3po_jax.rewards.exact import ExactVerifier
+from ar3po_jax.rewards import ExactVerifier, MathVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.sampling import SamplingParams, score
 from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
@@ -65,7 +65,11 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
       rollout_cfg.max_new_tokens, rollout_cfg.temperature, rollout_cfg.top_p, rollout_cfg.top_k, tokenizer.eos_id, tokenizer.pad_id
   )
   sampler = PolicySampler(model, state.params, tokenizer, sampling, jax.random.key(config.seed + 2), dp, sharding.batch_sharding(mesh))
-  verifier = ExactVerifier()
+  # The embedded task's answers are integers: the in-process exact check is the whole verifier.
+  if config.task.name == "arithmetic":
+    verifier = ExactVerifier()
+  else:
+    verifier = MathVerifier(timeout_s=config.verify.timeout_s, fallback=config.verify.fallback or None)
   buffer = ReplayBuffer(rollout_cfg.buffer.per_prompt, rollout_cfg.buffer.total)
   scheduler = Scheduler(make_strategy(rollout_cfg), sampler, verifier, buffer, PromptStream(embedded.train_prompts, config.seed))
   host_rng = np.random.default_rng([config.seed, 3])
@@ -118,6 +122,9 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
     last = step == rl.steps - 1
     if (config.eval.every and (step + 1) % config.eval.every == 0) or last:
       step_metrics["eval/accuracy"] = evaluate()
+    export_every = config.model.get("export_every", 0)
+    if hasattr(embedded, "policy") and export_every and ((step + 1) % export_every == 0 or last):
+      _export_hf(embedded.policy, model, state.params, os.path.join(workdir, "hf", f"step_{step + 1}"))
     step_metrics["time/step_s"] = time.time() - step_start
     step_metrics["time/elapsed_s"] = time.time() - start
     writer.write(step + 1, step_metrics)
@@ -127,12 +134,21 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
   bar.close()
 
   writer.close()
+  if hasattr(verifier, "close"):
+    verifier.close()
   if jax.process_index() == 0:
     metrics_lib.plot_accuracy_vs_responses(
         writer.history, os.path.join(workdir, "accuracy_vs_responses.png"), f"{rollout_cfg.strategy} on the embedded task"
     )
     log("summary\n" + metrics_lib.summary_table(writer.history))
   return writer.history
+
+
+def _export_hf(source_policy, model, params, path: str) -> None:
+  """The trained policy as a Hugging Face checkpoint; every process calls this (it gathers shards)."""
+  from ar3po_jax.models import hf
+
+  hf.save_checkpoint(hf.Policy.create(model.config, params, source_policy.hf_config, source_policy.source), path)
 
 
 def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl):

@@ -152,7 +152,7 @@ def make_update_fn(model: Transformer, optimizer: optax.GradientTransformation, 
     count = jnp.maximum(aux["count"], 1.0)
     grads = jax.tree.map(lambda g: g / count, grads)
     loss = loss_sum / count
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
     def apply(_):

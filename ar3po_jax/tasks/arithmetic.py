@@ -1,11 +1,14 @@
 """The embedded task: arithmetic expression and word problems with short worked solutions.
 
-Difficulty levels (the knob is the weight of each level):
-  1  a + b, two-digit operands, as an expression or a word problem
-  2  a - b or a + b with up to three digits, as an expression or a word problem
-  3  a * b, two digits times one digit
-  4  a + b + c, two-digit operands (three-operand sums are the hardest for tiny models)
-  5  a * b + c, two digits times one digit plus two digits
+Difficulty levels (the knob is the weight of each level; each has hundreds of distinct problems or
+more, so the held-out split takes only a small part of any level):
+  1  a + b, a multiple of ten plus one digit (340+6): the answer is a copy, learned first
+  2  a + b, two digits plus one, without a carry
+  3  a - b, two digits minus one, with borrows
+  4  a + b, two-digit operands
+  5  a + b + c with two-digit operands, or a * b + c: multi-step problems that a tiny model
+     rarely solves after the warm start
+Levels 1 to 3 come as expressions or as word problems.
 
 Every solution is a chain of `x*y=z.` steps (no spaces inside, so numbers cost few tokens) ending in `\\boxed{N}`. The held-out split is drawn
 first and its expressions are excluded from training, so no training problem repeats an evaluation
@@ -56,21 +59,19 @@ def make_problem(rng: np.random.Generator, level: int, uid: str) -> Problem:
   ints = lambda lo, hi: int(rng.integers(lo, hi + 1))  # noqa: E731
   word = False
   if level == 1:
-    a, b = ints(1, 99), ints(1, 99)
-    terms, ops, word = [a, b], ["+"], rng.random() < 0.5
+    terms, ops, word = [10 * ints(1, 99), ints(1, 9)], ["+"], rng.random() < 0.5
   elif level == 2:
-    if rng.random() < 0.5:
-      a = ints(10, 999)
-      terms, ops = [a, ints(1, a)], ["-"]
-    else:
-      terms, ops = [ints(10, 999), ints(10, 999)], ["+"]
-    word = rng.random() < 0.5
+    a = 10 * ints(1, 9) + ints(0, 8)
+    terms, ops, word = [a, ints(1, 9 - a % 10)], ["+"], rng.random() < 0.5
   elif level == 3:
-    terms, ops = [ints(10, 99), ints(2, 9)], ["*"]
+    terms, ops, word = [ints(10, 99), ints(1, 9)], ["-"], rng.random() < 0.5
   elif level == 4:
-    terms, ops = [ints(10, 99), ints(10, 99), ints(10, 99)], ["+", "+"]
+    terms, ops = [ints(10, 99), ints(10, 99)], ["+"]
   elif level == 5:
-    terms, ops = [ints(10, 99), ints(2, 9), ints(10, 99)], ["*", "+"]
+    if rng.random() < 0.5:
+      terms, ops = [ints(10, 99), ints(10, 99), ints(10, 99)], ["+", "+"]
+    else:
+      terms, ops = [ints(10, 99), ints(2, 9), ints(10, 99)], ["*", "+"]
   else:
     raise ValueError(f"arithmetic level must be in 1..{NUM_LEVELS}, got {level}")
 

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from ar3po_jax import batching
+from ar3po_jax.rollout.types import Group, Prompt, Response
+
+
+def _response(ids, reward, reused=False):
+  ids = np.asarray(ids, np.int32)
+  return Response(ids, np.full(len(ids), -0.5, np.float32), "", reward=reward, reused=reused)
+
+
+def test_buckets_are_few_and_bounded():
+  assert [batching.sampler_rows(n) for n in (1, 8, 9, 13, 17, 25, 33, 100, 500)] == [8, 8, 12, 16, 24, 32, 48, 128, 512]
+  assert batching.sampler_rows(9, multiple=8) == 16
+  sizes = {batching.row_bucket(n, 288, 8, 4) for n in range(1, 289)}
+  assert len(sizes) == 8 and max(sizes) == 288 and all(s % 4 == 0 for s in sizes)
+  for n in range(1, 289):
+    assert 0 <= batching.row_bucket(n, 288, 8, 4) - n < 36
+  assert batching.prompt_slots([3, 9]) == 16
+
+
+def test_pack_update_batch_layout():
+  p0 = Prompt("a", np.array([5, 6, 7], np.int32), "1")
+  p1 = Prompt("b", np.array([8], np.int32), "2")
+  groups = [
+      Group(p0, [_response([9, 3], 1.0), _response([10, 11, 3], 0.0), _response([12], 1.0, reused=True)], [True, True, False]),
+      Group(p1, [_response([13, 3], 0.0)], [True], posterior_mean=0.25),
+  ]
+  groups[0].responses[1].penalty = -0.5
+  batch, reused = batching.pack_update_batch(groups, response_slots=4, rows=6, pad_id=0)
+  assert batch["tokens_BxT"].shape == (6, 12)  # 8 prompt slots + 4 response slots
+  np.testing.assert_array_equal(batch["tokens_BxT"][0], [0, 0, 0, 0, 0, 5, 6, 7, 9, 3, 0, 0])
+  np.testing.assert_array_equal(batch["mask_BxT"][3], [False] * 7 + [True, True, True, False, False])
+  np.testing.assert_array_equal(batch["rewards_B"], [1.0, -0.5, 1.0, 0.0, 0, 0])
+  np.testing.assert_array_equal(batch["group_ids_B"][:4], [0, 0, 0, 1])
+  assert len(set(batch["group_ids_B"][4:]) & {0, 1}) == 0 and batch["group_ids_B"].max() < 6
+  np.testing.assert_array_equal(batch["row_valid_B"], [True] * 4 + [False] * 2)
+  np.testing.assert_array_equal(batch["train_row_B"], [True, True, False, True, False, False])
+  np.testing.assert_array_equal(batch["use_posterior_B"], [False, False, False, True, False, False])
+  assert batch["posterior_mean_B"][3] == 0.25
+  np.testing.assert_array_equal(reused, [False, False, True, False, False, False])
+  np.testing.assert_array_equal(batch["old_logp_BxTr"][1], [-0.5, -0.5, -0.5, 0.0])
+
+
+def test_too_many_rows_is_a_clear_error():
+  p = Prompt("a", np.array([5], np.int32), "1")
+  with pytest.raises(ValueError, match="do not fit"):
+    batching.pack_update_batch([Group(p, [_response([1], 1.0)] * 3, [True] * 3)], 4, rows=2, pad_id=0)

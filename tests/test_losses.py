@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from ar3po_jax import losses
+
+
+def test_clipped_loss_hand_computed():
+  logp = np.log(np.array([[1.5, 0.5, 1.1]], np.float32))
+  old = np.zeros((1, 3), np.float32)
+  for adv, expected, clipped in (
+      (1.0, [-1.2, -0.5, -1.1], [True, False, False]),  # A > 0: ratio capped at 1 + eps_high
+      (-1.0, [1.5, 0.8, 1.1], [False, True, False]),  # A < 0: ratio floored at 1 - eps_low
+  ):
+    loss, was_clipped = losses.clipped_policy_loss(logp, old, np.array([adv], np.float32), 0.2, 0.2)
+    np.testing.assert_allclose(np.asarray(loss)[0], expected, rtol=1e-5)
+    assert np.asarray(was_clipped)[0].tolist() == clipped
+
+
+def test_clip_higher_is_asymmetric():
+  logp = np.log(np.array([[1.25]], np.float32))
+  loss, _ = losses.clipped_policy_loss(logp, np.zeros((1, 1), np.float32), np.array([1.0], np.float32), 0.2, 0.28)
+  np.testing.assert_allclose(np.asarray(loss), [[-1.25]], rtol=1e-6)  # inside [0.8, 1.28]: not clipped
+
+
+def test_k3_kl_is_zero_at_equality_and_positive_otherwise():
+  logp = np.log(np.array([[0.5, 0.2]], np.float32))
+  ref = np.log(np.array([[0.5, 0.4]], np.float32))
+  kl = np.asarray(losses.k3_kl(logp, ref))
+  assert kl[0, 0] == pytest.approx(0.0, abs=1e-7)
+  assert kl[0, 1] == pytest.approx(2.0 - np.log(2.0) - 1.0, rel=1e-5)
+
+
+def test_token_mean_and_seq_mean_hand_computed():
+  values = np.array([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]], np.float32)
+  mask = np.array([[True, True, True], [True, False, False]])
+  s, n = losses.aggregate(values, mask, "token_mean")
+  assert (float(s), float(n)) == (10.0, 4.0)
+  s, n = losses.aggregate(values, mask, "seq_mean")
+  assert (float(s), float(n)) == (6.0, 2.0)  # (2 + 4) over 2 sequences
+  with pytest.raises(ValueError, match="rl.loss_agg"):
+    losses.aggregate(values, mask, "mean")
