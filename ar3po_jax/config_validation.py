@@ -6,6 +6,8 @@ Unknown keys are refused earlier, by ml_collections itself: configs are locked, 
 
 from __future__ import annotations
 
+import os
+
 from ar3po_jax import losses
 
 STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
@@ -49,18 +51,40 @@ def problems(config) -> list[str]:
   need(rl.loss_agg in losses.AGGREGATIONS, f"rl.loss_agg must be one of {losses.AGGREGATIONS}, got {rl.loss_agg!r}")
   need(rl.micro_batch_rows >= 0, f"rl.micro_batch_rows must be >= 0, got {rl.micro_batch_rows}")
   need(rl.row_buckets >= 1, f"rl.row_buckets must be >= 1, got {rl.row_buckets}")
+  need(config.mesh.data == -1 or config.mesh.data >= 1, f"mesh.data must be >= 1 or -1 (every device left), got {config.mesh.data}")
+  need(config.mesh.fsdp >= 1 and config.mesh.tensor >= 1, f"mesh.fsdp and mesh.tensor must be >= 1, got {config.mesh.fsdp}, {config.mesh.tensor}")
+  if "checkpoint" in config:
+    need(config.checkpoint.every >= 1 and config.checkpoint.keep >= 1,
+         f"checkpoint.every and checkpoint.keep must be >= 1, got {config.checkpoint.every}, {config.checkpoint.keep}")
   need(config.eval.every >= 0 and config.eval.num_prompts >= 1 and config.eval.batch_size >= 1,
        f"eval.every >= 0, eval.num_prompts >= 1 and eval.batch_size >= 1 required, got {config.eval.every}, {config.eval.num_prompts}, {config.eval.batch_size}")
   if config.task.name == "arithmetic":
     need(config.warmstart.steps >= 0 and config.warmstart.batch_size >= 1, "warmstart.steps >= 0 and warmstart.batch_size >= 1 required")
     need(config.task.num_eval >= config.eval.num_prompts, f"task.num_eval ({config.task.num_eval}) must be >= eval.num_prompts ({config.eval.num_prompts})")
     need(config.task.num_train >= 1, f"task.num_train must be >= 1, got {config.task.num_train}")
+    need(config.task.rl_prompts >= 0, f"task.rl_prompts must be >= 0 (0: every training problem), got {config.task.rl_prompts}")
     need(len(tuple(config.task.level_weights)) == 5, f"task.level_weights must have 5 entries, got {tuple(config.task.level_weights)}")
   else:
     from ar3po_jax import real
 
     out.extend(real.problems(config))
+    # The embedded run trains its tokenizer at tokenizer.path when the file is absent; here it must exist.
+    if config.tokenizer.get("path") and not os.path.exists(config.tokenizer.path):
+      out.append(f"tokenizer.path {config.tokenizer.path!r} does not exist")
   return out
+
+
+def mesh_problems(mesh_config, num_devices: int) -> list[str]:
+  """What keeps the mesh from fitting the devices; checked once JAX is up, before anything compiles.
+  (Batch rows need no divisibility: every launch pads its rows to a multiple of the data-parallel size.)"""
+  d, f, t = mesh_config.data, mesh_config.fsdp, mesh_config.tensor
+  if f < 1 or t < 1:
+    return []  # reported by `problems`
+  if d == -1:
+    return [] if num_devices % (f * t) == 0 else [f"mesh.fsdp={f} x mesh.tensor={t} does not divide the {num_devices} devices"]
+  if d * f * t != num_devices:
+    return [f"mesh data={d} x fsdp={f} x tensor={t} needs {d * f * t} devices, but {num_devices} are available"]
+  return []
 
 
 def validate(config) -> None:

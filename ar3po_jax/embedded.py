@@ -52,7 +52,10 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
   log(f"model: {model.config.num_params:,} parameters; tokenizer: {tokenizer.vocab_size} pieces ({tok_path})")
 
-  train_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.train]
+  # RL draws from a fixed pool of distinct problems, small enough that prompts recur across epochs:
+  # response reuse and AERO's posteriors only act on prompts seen before.
+  pool = list({p.uid: p for p in task.train}.values())[: t.rl_prompts or None]
+  train_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in pool]
   eval_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
 
   ws = config.warmstart

@@ -85,7 +85,10 @@ def make_problem(rng: np.random.Generator, level: int, uid: str) -> Problem:
   return Problem(uid, level, question, solution, str(value), expression)
 
 
-def _draw(rng, count, level_weights, prefix, exclude: set[str]) -> list[Problem]:
+def _draw(rng, count, level_weights, exclude: set[str], unique: bool) -> list[Problem]:
+  """count problems with levels drawn by weight, none of whose expressions is in `exclude`;
+  distinct expressions when `unique` (the held-out split), repeats allowed otherwise (training:
+  small levels must keep their weight, not be crowded out by large ones)."""
   weights = np.asarray(level_weights, np.float64)
   if weights.shape != (NUM_LEVELS,) or np.any(weights < 0) or weights.sum() <= 0:
     raise ValueError(f"task.level_weights must be {NUM_LEVELS} non-negative numbers, not all 0; got {tuple(level_weights)}")
@@ -94,12 +97,15 @@ def _draw(rng, count, level_weights, prefix, exclude: set[str]) -> list[Problem]
   while len(problems) < count:
     attempts += 1
     if attempts > 50 * count + 1000:
-      raise ValueError(f"could not draw {count} distinct {prefix} problems with level weights {tuple(level_weights)}")
+      raise ValueError(f"could not draw {count} problems with level weights {tuple(level_weights)} outside the held-out split")
     level = int(rng.choice(NUM_LEVELS, p=weights / weights.sum())) + 1
-    problem = make_problem(rng, level, f"{prefix}-{len(problems)}")
-    if problem.expression not in seen:
+    problem = make_problem(rng, level, "")
+    if problem.expression in seen:
+      continue
+    if unique:
       seen.add(problem.expression)
-      problems.append(problem)
+    # The question text is the prompt's identity: repeats share the replay buffer and posteriors.
+    problems.append(dataclasses.replace(problem, uid=problem.question))
   return problems
 
 
@@ -111,10 +117,8 @@ class ArithmeticTask:
   @classmethod
   def generate(cls, seed: int, num_train: int, num_eval: int, level_weights: Sequence[float]) -> "ArithmeticTask":
     """Deterministic in seed: the eval split is drawn first, then training avoids its expressions."""
-    eval_problems = _draw(np.random.default_rng([seed, 1]), num_eval, level_weights, "eval", set())
-    train_problems = _draw(
-        np.random.default_rng([seed, 0]), num_train, level_weights, "train", {p.expression for p in eval_problems}
-    )
+    eval_problems = _draw(np.random.default_rng([seed, 1]), num_eval, level_weights, set(), unique=True)
+    train_problems = _draw(np.random.default_rng([seed, 0]), num_train, level_weights, {p.expression for p in eval_problems}, unique=False)
     return cls(train_problems, eval_problems)
 
   def corpus(self) -> list[str]:
