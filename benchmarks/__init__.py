@@ -1,0 +1,1 @@
+"""Benchmarks: not tests, never run in CI. See BENCHMARKS.md for the commands and the numbers."""
