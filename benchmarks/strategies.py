@@ -1,0 +1,165 @@
+r"""The four rollout strategies on the embedded task, several seeds each, at one step budget.
+
+  .venv/bin/python -m benchmarks.strategies --steps=60 --seeds=0,1,2 \
+      --workdir=/tmp/ar3po_bench [--variants=grpo,ar3po] [--override=rl.lr=1e-4] [--aggregate_only]
+
+Each (variant, seed) run trains from the warm start of its seed (computed once per seed and cached
+in WORKDIR/cache, shared by every variant) and leaves its metrics history in
+RESULTS/<variant>_seed<k>.jsonl, with RESULTS/<variant>_seed<k>.json beside it holding the run's
+settings and the simulator's prediction of its rollout cost. A run whose .jsonl exists is skipped,
+so an interrupted sweep resumes where it stopped, and several processes may split the variants
+(give each seed's warm start time to be cached by one process first). The aggregate (table,
+summary.json, PNGs) is then rebuilt from whatever runs exist; see `strategy_report`.
+
+The simulator's prediction: `simulate` over the seed's warm-start pass rates of held-out prompts
+(the warm-start report's `per_prompt`), 3 steps so that reuse engages. It holds the policy fixed,
+so it predicts the cost at the start of RL; a policy that improves during the run spends less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import time
+
+from benchmarks import strategy_report
+
+# name -> (strategy, config overrides). The (S, k) sweep of ALGORITHMS.md keeps S * k = 8, GRPO's G.
+VARIANTS = {
+    "grpo": ("grpo", {}),
+    "dapo": ("dapo", {}),
+    "ar3po_opt1": ("ar3po", {"rollout.ar3po.reuse_mode": "recompute"}),
+    "ar3po_opt2": ("ar3po", {"rollout.ar3po.reuse_mode": "stop_gradient"}),
+    "ar3po_s4k2": ("ar3po", {"rollout.ar3po.stages": 4, "rollout.ar3po.k": 2}),
+    "ar3po_s8k1": ("ar3po", {"rollout.ar3po.stages": 8, "rollout.ar3po.k": 1}),
+    "aero": ("aero", {}),
+}
+SIMULATED_STEPS = 3
+
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  # argparse, not absl flags: ar3po_jax.simulate defines absl flags (--steps, --seed) at import.
+  p = argparse.ArgumentParser(prog="python -m benchmarks.strategies", description=__doc__.split("\n\n")[0])
+  p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated, from {list(VARIANTS)}.")
+  p.add_argument("--seeds", default="0,1,2", help="Comma-separated; each has its own warm start, data order and sampling.")
+  p.add_argument("--steps", type=int, default=60, help="RL steps per run (equal for every variant).")
+  p.add_argument("--eval_every", type=int, default=10, help="Held-out evaluation every this many steps.")
+  p.add_argument("--workdir", default="/tmp/ar3po_bench", help="Caches (tokenizer, warm starts, compiled code) and run folders.")
+  p.add_argument("--results", default="benchmarks/results/strategies", help="Where histories, summaries and plots go.")
+  p.add_argument("--override", action="append", default=[], help="FIELD=VALUE for every run's config, e.g. rl.lr=1e-4; repeatable.")
+  p.add_argument("--aggregate_only", action="store_true", help="Run nothing; rebuild the table and plots from existing runs.")
+  args = p.parse_args(argv)
+  args.variants = [v for v in args.variants.split(",") if v]
+  args.seeds = [int(s) for s in args.seeds.split(",") if s]
+  unknown = sorted(set(args.variants) - set(VARIANTS))
+  if unknown:
+    p.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+  return args
+
+
+def _parse(value: str):
+  try:
+    return ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    return value
+
+
+def _set(config, dotted: str, value) -> None:
+  *parents, leaf = dotted.split(".")
+  node = config
+  for name in parents:
+    node = node[name]
+  if leaf not in node:
+    raise KeyError(f"config has no field {dotted!r}")
+  node[leaf] = value
+
+
+def make_config(variant: str, seed: int, steps: int, eval_every: int, overrides: list[str]):
+  from configs import tiny
+
+  strategy, variant_overrides = VARIANTS[variant]
+  config = tiny.get_config(strategy)
+  config.seed = seed
+  config.rl.steps = steps
+  config.eval.every = eval_every
+  config.log.progress = False
+  config.log.tensorboard = False
+  for field, value in variant_overrides.items():
+    _set(config, field, value)
+  for item in overrides:
+    field, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"--override {item!r}: expected FIELD=VALUE")
+    _set(config, field.strip(), _parse(value.strip()))
+  return config
+
+
+def predict(config, pass_rates: list[float], seed: int, workdir: str) -> dict:
+  """The simulator's cost for this config's strategy at the warm start's pass rates."""
+  from ar3po_jax.simulate import simulate
+
+  path = os.path.join(workdir, f"pass_rates_seed{seed}.json")
+  with open(path, "w") as f:
+    json.dump(pass_rates, f)
+  row = simulate(config, config.rollout.strategy, f"file:{path}", len(pass_rates), SIMULATED_STEPS, seed)
+  keys = ("responses_per_prompt", "responses_per_kept_prompt", "frac_zero_adv_groups_before_reuse", "frac_zero_adv_groups", "frac_all_wrong_before_reuse", "frac_all_wrong")
+  return {k: row[k] for k in keys}
+
+
+def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
+  results = args.results
+  name = f"{variant}_seed{seed}"
+  history_path = os.path.join(results, f"{name}.jsonl")
+  if os.path.exists(history_path):
+    log(f"{name}: done before, skipped")
+    return
+  import jax
+
+  from ar3po_jax import embedded, train
+
+  workdir = args.workdir
+  jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  config = make_config(variant, seed, args.steps, args.eval_every, args.override)
+  prepared = embedded.prepare(config, workdir, log)
+  start = time.time()
+  history = train.run(config, os.path.join(workdir, "runs", name), prepared, log)
+  seconds = time.time() - start
+  meta = {
+      "variant": variant,
+      "seed": seed,
+      "strategy": config.rollout.strategy,
+      "steps": config.rl.steps,
+      "overrides": {**VARIANTS[variant][1], **dict(o.split("=", 1) for o in args.override)},
+      "run_seconds": seconds,
+      "warm_start_pass_rates": prepared.warm_start_report["pass_rates"],
+      "simulated": predict(config, prepared.warm_start_report["per_prompt"], seed, workdir),
+  }
+  with open(os.path.join(results, f"{name}.json"), "w") as f:
+    json.dump(meta, f, indent=1)
+  # The history is written last and atomically: its presence is what marks the run done.
+  with open(history_path + ".tmp", "w") as f:
+    for record in history:
+      f.write(json.dumps(record, sort_keys=True) + "\n")
+  os.replace(history_path + ".tmp", history_path)
+  log(f"{name}: {seconds:.0f} s")
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  os.makedirs(args.results, exist_ok=True)
+  os.makedirs(args.workdir, exist_ok=True)
+  log = lambda message: print(message, flush=True)
+  if not args.aggregate_only:
+    # Seed-major order: every variant of a seed shares its warm start, which the first one caches.
+    for seed in args.seeds:
+      for variant in args.variants:
+        run_one(variant, seed, args, log)
+  print(strategy_report.build(args.results, list(VARIANTS)))
+
+
+if __name__ == "__main__":
+  main()
