@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
@@ -77,6 +78,35 @@ def parity(config: ModelConfig, params: dict, checkpoint: str, prompts: np.ndarr
         "greedy_token_agreement": float(np.mean(tokens == ours_tokens)),
     }
   return out
+
+
+def weight_matmul_step_ms(config: ModelConfig, batch: int, steps: int = 64) -> float:
+  """Time per step of a loop doing only one decode step's weight matmuls at `batch` rows (the
+  projections, the MLP and the output head, shaped as in the model): what a decode step would cost
+  if nothing but its matmuls ran, at the efficiency this machine gets for those shapes. Our decode
+  step time over this one is the profile's first number: the share spent outside the matmuls."""
+  c = config
+  keys = iter(jax.random.split(jax.random.key(1), 8 * c.n_layers + 1))
+  w = lambda m, n: jax.random.normal(next(keys), (m, n), jnp.float32) * 0.02
+  q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+  layers = [(w(c.d_model, q), w(c.d_model, kv), w(c.d_model, kv), w(q, c.d_model), w(c.d_model, c.d_ff), w(c.d_model, c.d_ff), w(c.d_ff, c.d_model)) for _ in range(c.n_layers)]
+  head = w(c.d_model, c.vocab_size)
+
+  @jax.jit
+  def loop(x_BxD):
+    def step(_, x):
+      for wq, wk, wv, wo, wg, wu, wd in layers:
+        side = jnp.sum(x @ wk, -1, keepdims=True) + jnp.sum(x @ wv, -1, keepdims=True)
+        x = x + (x @ wq) @ wo
+        x = x + ((x @ wg) * (x @ wu)) @ wd + 1e-6 * side
+      return x + 1e-6 * jnp.max(x @ head, -1, keepdims=True)
+
+    return jax.lax.fori_loop(0, steps, step, x_BxD)
+
+  x = jax.random.normal(jax.random.key(2), (batch, c.d_model), jnp.float32)
+  loop(x).block_until_ready()
+  best = min(_timed(lambda: loop(x).block_until_ready())[0] for _ in range(3))
+  return 1e3 * best / steps
 
 
 def time_system(generate, prompts: np.ndarray, new_tokens: int, repeats: int) -> dict:
@@ -138,6 +168,12 @@ def main(_):
   for row in results.get("ours", []):
     row["decode_fraction_of_peak"] = row["decode_tokens_per_s"] * flops_per_token / peak
     row["fraction_of_peak"] = row["tokens_per_s"] * flops_per_token / peak
+    row["matmul_only_step_ms"] = weight_matmul_step_ms(config, row["batch"])
+    row["step_over_matmul_only"] = row["decode_step_ms"] / row["matmul_only_step_ms"]
+    print(
+        f"ours B={row['batch']}: decode {100 * row['decode_fraction_of_peak']:.0f}% of peak; step {row['decode_step_ms']:.1f} ms"
+        f" against {row['matmul_only_step_ms']:.1f} ms for its weight matmuls alone"
+    )
   ratios = {
       peer: [ours["tokens_per_s"] / theirs["tokens_per_s"] for ours, theirs in zip(results["ours"], results[peer])]
       for peer in results

@@ -138,6 +138,17 @@ def run_padding(pattern: str) -> dict:
   }
 
 
+def table(report: dict) -> str:
+  """The Markdown table BENCHMARKS.md shows."""
+  lines = ["| rows x tokens | update (ms) | slot tokens/s | real tokens/s | % of matmul peak | compile (s) |", "|---|---|---|---|---|---|"]
+  for r in report["update"]:
+    lines.append(
+        f"| {r['rows']} x {r['tokens_per_row']} | {1e3 * r['seconds']:.0f} | {r['slot_tokens_per_s']:,.0f} | {r['real_tokens_per_s']:,.0f} |"
+        f" {100 * r['fraction_of_peak']:.0f}% | {r['compile_s']:.1f} |"
+    )
+  return "\n".join(lines)
+
+
 def main(_):
   from ar3po_jax import batching, train
   from configs import tiny
@@ -155,6 +166,7 @@ def main(_):
     row["fraction_of_peak"] = row["flops_per_s"] / peak
   padding = run_padding(_HISTORIES.value)
   report = {"machine": info, "matmul_peak_flops": peak, "num_params": num_params, "update": timings, "padding": padding}
+  print(table(report))
   print(json.dumps({k: v for k, v in padding.items() if k != "runs"}, indent=1))
   if _OUT.value:
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
