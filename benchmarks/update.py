@@ -34,6 +34,7 @@ _HISTORIES = flags.DEFINE_string("histories", "benchmarks/results/strategies/ar3
 _PROMPT_SLOTS = flags.DEFINE_integer("prompt_slots", 16, "Prompt slots of the timed batches (the embedded prompts fit 16).")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed updates per bucket; the median is kept.")
 _BUCKETS = flags.DEFINE_list("buckets", [], "Row counts to time; empty: every bucket of the tiny AR3PO config.")
+_TIMING = flags.DEFINE_bool("timing", True, "Time the update (part 1); --notiming keeps the timings already in --out.")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
 
@@ -157,15 +158,19 @@ def main(_):
   max_rows = train.max_rows_per_step(config.rollout)
   granule = batching.row_bucket(1, max_rows, config.rl.row_buckets)
   rows_list = [int(b) for b in _BUCKETS.value] or list(range(granule, max_rows + granule, granule))[: config.rl.row_buckets]
-  info = machine.describe()
-  print(f"machine: {info}")
-  peak = machine.matmul_peak_flops()
-  print(f"float32 matmul peak (2048^3): {peak / 1e9:.1f} GFLOP/s")
-  timings, num_params = time_update(config, rows_list, _PROMPT_SLOTS.value, _REPEATS.value)
-  for row in timings:
-    row["fraction_of_peak"] = row["flops_per_s"] / peak
-  padding = run_padding(_HISTORIES.value)
-  report = {"machine": info, "matmul_peak_flops": peak, "num_params": num_params, "update": timings, "padding": padding}
+  if _TIMING.value:
+    info = machine.describe()
+    print(f"machine: {info}")
+    peak = machine.matmul_peak_flops()
+    print(f"float32 matmul peak (2048^3): {peak / 1e9:.1f} GFLOP/s")
+    timings, num_params = time_update(config, rows_list, _PROMPT_SLOTS.value, _REPEATS.value)
+    for row in timings:
+      row["fraction_of_peak"] = row["flops_per_s"] / peak
+    report = {"machine": info, "matmul_peak_flops": peak, "num_params": num_params, "update": timings}
+  else:
+    with open(_OUT.value) as f:
+      report = json.load(f)
+  report["padding"] = padding = run_padding(_HISTORIES.value)
   print(table(report))
   print(json.dumps({k: v for k, v in padding.items() if k != "runs"}, indent=1))
   if _OUT.value:
