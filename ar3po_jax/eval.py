@@ -78,7 +78,10 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
   log(f"eval: {checkpoint} ({policy.config.num_params:,} parameters, {config.dtype}) on {jax.device_count()} devices")
   sampling = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, config.top_k, tokenizer.eos_id, tokenizer.pad_id)
   dp = sharding.data_parallel_size(mesh)
-  sampler = PolicySampler(policy.model, policy.params, tokenizer, sampling, jax.random.key(config.seed), dp, sharding.batch_sharding(mesh))
+  sampler = PolicySampler(
+      policy.model, policy.params, tokenizer, sampling, jax.random.key(config.seed), dp, sharding.batch_sharding(mesh),
+      sharding.kv_cache_sharding(mesh, policy.config.n_kv_heads),
+  )
   batch_rows = max(dp, config.batch_rows - config.batch_rows % dp)
   results = {}
   with MathVerifier(timeout_s=config.verify.timeout_s, fallback=config.verify.fallback or None) as verifier:

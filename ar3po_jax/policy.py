@@ -2,6 +2,10 @@
 
 It expands (prompt, count) requests into rows, pads them to a row bucket, launches the jitted kernel
 once per call and cuts the rows back into `Response`s with decoded text.
+
+On several processes every process makes the same call with the same prompts: the rows become one
+global array, each process supplying its own devices' shards, and every process gets all the
+outputs back (see `distributed`), so the scheduler on every host sees the same responses.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ar3po_jax import batching
+from ar3po_jax import batching, distributed
 from ar3po_jax.models.transformer import Transformer
 from ar3po_jax.rollout.types import Prompt, Response
 from ar3po_jax.sampling import SamplingParams, sample
@@ -24,6 +28,7 @@ class PolicySampler:
 
   row_multiple: rows of every launch are a multiple of this (the data-parallel size).
   batch_sharding: where to place the prompt arrays (None: default device).
+  cache_sharding: where the kernel keeps its KV cache (None: the compiler's choice).
   """
 
   def __init__(
@@ -35,11 +40,13 @@ class PolicySampler:
       rng: jax.Array,
       row_multiple: int = 1,
       batch_sharding=None,
+      cache_sharding=None,
   ):
     self.model, self.params, self.tokenizer, self.sampling = model, params, tokenizer, sampling
     self.rng = rng
     self.row_multiple = row_multiple
     self.batch_sharding = batch_sharding
+    self.cache_sharding = cache_sharding
     self.launch_shapes: set[tuple[int, int]] = set()
 
   def generate(self, prompt_ids: Sequence[np.ndarray], sampling: SamplingParams | None = None):
@@ -48,12 +55,15 @@ class PolicySampler:
     rows = batching.sampler_rows(len(prompt_ids), self.row_multiple)
     slots = batching.prompt_slots([len(p) for p in prompt_ids])
     tokens, mask = batching.left_pad(prompt_ids, slots, self.tokenizer.pad_id, rows)
-    tokens, mask = jnp.asarray(tokens), jnp.asarray(mask)
     if self.batch_sharding is not None:
-      tokens, mask = jax.device_put((tokens, mask), self.batch_sharding)
+      tokens, mask = distributed.put((tokens, mask), self.batch_sharding)
+    else:
+      tokens, mask = jnp.asarray(tokens), jnp.asarray(mask)
     self.rng, key = jax.random.split(self.rng)
     self.launch_shapes.add((rows, slots))
-    out = jax.device_get(sample(self.params, tokens, mask, key, model=self.model, params_s=sampling))
+    out = distributed.to_host(
+        sample(self.params, tokens, mask, key, model=self.model, params_s=sampling, cache_sharding=self.cache_sharding)
+    )
     n = len(prompt_ids)
     return out.tokens_BxTr[:n], out.logprobs_BxTr[:n], out.lengths_B[:n], out.truncated_B[:n]
 

@@ -71,7 +71,11 @@ def sample_step(logits_BxV: jax.Array, rng: jax.Array, params: SamplingParams) -
   return token_B, jnp.take_along_axis(logprobs_BxV, token_B[:, None], axis=-1)[:, 0]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "params_s"))
+def _constrain(tree, sharding):
+  return tree if sharding is None else jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "params_s", "cache_sharding"))
 def sample(
     weights: dict,
     prompt_BxTp: jax.Array,
@@ -80,14 +84,20 @@ def sample(
     *,
     model: Transformer,
     params_s: SamplingParams,
+    cache_sharding: jax.sharding.NamedSharding | None = None,
 ) -> SampleOutput:
-  """Prefills left-padded prompts, then decodes with a KV cache until every row ended."""
+  """Prefills left-padded prompts, then decodes with a KV cache until every row ended.
+
+  cache_sharding: where every [B, S, K, H] cache array lives on a mesh (`sharding.kv_cache_sharding`);
+  pinned at creation and on every loop iteration so the compiler never gathers the cache.
+  """
   B, Tp = prompt_BxTp.shape
   Tr = params_s.max_new_tokens
-  cache = init_cache(model.config, B, Tp + Tr)
+  cache = _constrain(init_cache(model.config, B, Tp + Tr), cache_sharding)
   kv_mask_BxS = jnp.concatenate([prompt_mask_BxTp, jnp.zeros((B, Tr), bool)], axis=1)
   positions_BxTp = positions_from_mask(prompt_mask_BxTp)
   logits_BxTpxV, cache = model.apply({"params": weights}, prompt_BxTp, positions_BxTp, kv_mask_BxS, cache, 0)
+  cache = _constrain(cache, cache_sharding)
   prompt_len_B = jnp.sum(prompt_mask_BxTp, axis=1).astype(jnp.int32)
 
   def cond(carry):
@@ -107,6 +117,7 @@ def sample(
     step_logits, cache = model.apply(
         {"params": weights}, token_B[:, None], (prompt_len_B + t)[:, None], kv_mask_BxS, cache, Tp + t
     )
+    cache = _constrain(cache, cache_sharding)
     return t + 1, step_logits[:, 0], cache, done_B, kv_mask_BxS, tokens_BxTr, logprobs_BxTr, rng
 
   carry = (
@@ -138,8 +149,11 @@ def sequence_logprobs(
   return jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "prompt_slots", "temperature"))
-def score(weights, tokens_BxT, mask_BxT, *, model: Transformer, prompt_slots: int, temperature: float = 1.0):
-  """Jitted `sequence_logprobs`, zeroed outside the mask: old and reference log-probs."""
+@functools.partial(jax.jit, static_argnames=("model", "prompt_slots", "temperature", "batch_sharding"))
+def score(weights, tokens_BxT, mask_BxT, *, model: Transformer, prompt_slots: int, temperature: float = 1.0, batch_sharding=None):
+  """Jitted `sequence_logprobs`, zeroed outside the mask: old and reference log-probs.
+
+  batch_sharding: rows of the inputs and of the result on a mesh (`sharding.batch_sharding`)."""
+  tokens_BxT, mask_BxT = _constrain((tokens_BxT, mask_BxT), batch_sharding)
   logprobs = sequence_logprobs(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
-  return jnp.where(mask_BxT[:, prompt_slots:], logprobs, 0.0)
+  return _constrain(jnp.where(mask_BxT[:, prompt_slots:], logprobs, 0.0), batch_sharding)

@@ -84,6 +84,13 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(BATCH_AXES))
 
 
+def kv_cache_sharding(mesh: Mesh, n_kv_heads: int) -> NamedSharding:
+  """KV cache [B, S, K, H]: rows like the batch, kv heads over `tensor` (matching the k/v projections'
+  column split) when the axis divides them, else whole on every tensor shard."""
+  heads = "tensor" if mesh.shape["tensor"] > 1 and n_kv_heads % mesh.shape["tensor"] == 0 else None
+  return NamedSharding(mesh, P(BATCH_AXES, None, heads, None))
+
+
 def data_parallel_size(mesh: Mesh) -> int:
   return int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
 
