@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ar3po_jax import batching, evaluation, metrics as metrics_lib, sharding
+from ar3po_jax import batching, distributed, evaluation, metrics as metrics_lib, sharding
 from ar3po_jax.data import PromptStream
 from ar3po_jax.embedded import Embedded
 from ar3po_jax.policy import PolicySampler
@@ -49,27 +49,34 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
   model, tokenizer = embedded.model, embedded.tokenizer
   rollout_cfg, rl = config.rollout, config.rl
 
-  params = jax.device_put(embedded.params, sharding.tree_shardings(embedded.params, mesh))
+  batch_sharding = sharding.batch_sharding(mesh)
+  params = distributed.put(embedded.params, sharding.tree_shardings(embedded.params, mesh))
   optimizer = make_optimizer(rl.lr, rl.weight_decay, rl.grad_clip)
-  state = init_train_state(params, optimizer)
-  state_shardings = sharding.tree_shardings(state, mesh)
-  state = jax.device_put(state, state_shardings)
+  # Built on device with its final shardings: the optimizer state never exists whole on one host.
+  init_state = lambda p: init_train_state(p, optimizer)  # noqa: E731
+  state_shardings = sharding.tree_shardings(jax.eval_shape(init_state, params), mesh)
+  state = jax.jit(init_state, out_shardings=state_shardings)(params)
   ref_params = jax.tree.map(jnp.copy, state.params) if rl.beta > 0 else None
   update = jit_update(
       make_update_fn(model, optimizer, UpdateSettings.from_config(rl, rollout_cfg.temperature)),
       state_shardings,
-      sharding.batch_sharding(mesh),
+      batch_sharding,
   )
 
   sampling = SamplingParams(
       rollout_cfg.max_new_tokens, rollout_cfg.temperature, rollout_cfg.top_p, rollout_cfg.top_k, tokenizer.eos_id, tokenizer.pad_id
   )
-  sampler = PolicySampler(model, state.params, tokenizer, sampling, jax.random.key(config.seed + 2), dp, sharding.batch_sharding(mesh))
+  sampler = PolicySampler(
+      model, state.params, tokenizer, sampling, jax.random.key(config.seed + 2), dp, batch_sharding,
+      sharding.kv_cache_sharding(mesh, model.config.n_kv_heads),
+  )
   # The embedded task's answers are integers: the in-process exact check is the whole verifier.
   if config.task.name == "arithmetic":
     verifier = ExactVerifier()
   else:
     verifier = MathVerifier(timeout_s=config.verify.timeout_s, fallback=config.verify.fallback or None)
+  if jax.process_count() > 1:  # a verifier time limit can fire on one host only: process 0's rewards count
+    verifier = distributed.LeaderVerifier(verifier)
   buffer = ReplayBuffer(rollout_cfg.buffer.per_prompt, rollout_cfg.buffer.total)
   scheduler = Scheduler(make_strategy(rollout_cfg), sampler, verifier, buffer, PromptStream(embedded.train_prompts, config.seed))
   host_rng = np.random.default_rng([config.seed, 3])
@@ -103,10 +110,10 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
       n_rows = sum(g.size for g in rollout.groups)
       rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
       batch, reused = batching.pack_update_batch(rollout.groups, rollout_cfg.max_new_tokens, rows, tokenizer.pad_id)
-      batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl)
+      batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl, batch_sharding)
       compiled_shapes.add(batch["tokens_BxT"].shape)
-      state, train_metrics = update(state, batch)
-      step_metrics.update(jax.device_get(train_metrics))
+      state, train_metrics = update(state, distributed.put(batch, batch_sharding))
+      step_metrics.update(distributed.to_host(train_metrics))
       response_slots = batch["mask_BxT"][:, -rollout_cfg.max_new_tokens :]
       step_metrics.update(
           {
@@ -151,17 +158,21 @@ def _export_hf(source_policy, model, params, path: str) -> None:
   hf.save_checkpoint(hf.Policy.create(model.config, params, source_policy.hf_config, source_policy.source), path)
 
 
-def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl):
+def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl, batch_sharding):
   """pi_old for Option I reused rows (or every row, if configured) and pi_ref when beta > 0."""
   prompt_slots = batch["tokens_BxT"].shape[1] - rollout_cfg.max_new_tokens
   recompute = np.ones_like(reused) if rl.recompute_old_logprobs else reused & batch["train_row_B"]
+  if not recompute.any() and ref_params is None:
+    return batch
+  tokens, mask = distributed.put((batch["tokens_BxT"], batch["mask_BxT"]), batch_sharding)
+
+  def logprobs(weights):
+    return distributed.to_host(
+        score(weights, tokens, mask, model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature, batch_sharding=batch_sharding)
+    )
+
   if recompute.any():
-    fresh = np.asarray(
-        score(params, batch["tokens_BxT"], batch["mask_BxT"], model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature)
-    )
-    batch["old_logp_BxTr"] = np.where(recompute[:, None], fresh, batch["old_logp_BxTr"])
+    batch["old_logp_BxTr"] = np.where(recompute[:, None], logprobs(params), batch["old_logp_BxTr"])
   if ref_params is not None:
-    batch["ref_logp_BxTr"] = np.asarray(
-        score(ref_params, batch["tokens_BxT"], batch["mask_BxT"], model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature)
-    )
+    batch["ref_logp_BxTr"] = logprobs(ref_params)
   return batch
