@@ -100,7 +100,8 @@ def _loss_terms(params, batch, model: Transformer, s: UpdateSettings):
       "count": count,
       "tokens": jnp.sum(mask),
       "clipped": jnp.sum(clipped * mask),
-      "kl": jnp.sum(kl_BxTr * mask),
+      # Without a reference model ref_logp is a placeholder: report 0, not a meaningless number.
+      "kl": jnp.sum(kl_BxTr * mask) if s.beta > 0 else jnp.float32(0),
       "ratio": jnp.sum(jnp.exp(logp_BxTr - batch["old_logp_BxTr"]) * mask),
       "logp": jnp.sum(logp_BxTr * mask),
   }
