@@ -45,9 +45,8 @@ def _key(*parts) -> str:
 def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedded:
   t = config.task
   task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights))
-  tok_path = config.tokenizer.path or os.path.join(
-      workdir, "cache", f"tokenizer_{_key(t.to_dict(), config.tokenizer.vocab_size)}.model"
-  )
+  cache_dir = config.get("cache_dir") or os.path.join(workdir, "cache")
+  tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(t.to_dict(), config.tokenizer.vocab_size)}.model")
   tokenizer = load_or_train(tok_path, task.corpus, config.tokenizer.vocab_size)
   model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
   log(f"model: {model.config.num_params:,} parameters; tokenizer: {tokenizer.vocab_size} pieces ({tok_path})")
@@ -59,9 +58,9 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   eval_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
 
   ws = config.warmstart
-  cache_key = _key(t.to_dict(), config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, tok_path)
-  params_path = os.path.join(workdir, "cache", f"warmstart_{cache_key}.npz")
-  report_path = os.path.join(workdir, "cache", f"warmstart_{cache_key}.json")
+  cache_key = _key(t.to_dict(), config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, os.path.basename(tok_path))
+  params_path = os.path.join(cache_dir, f"warmstart_{cache_key}.npz")
+  report_path = os.path.join(cache_dir, f"warmstart_{cache_key}.json")
   if os.path.isfile(params_path) and os.path.isfile(report_path):
     params = params_io.load_npz(params_path)
     with open(report_path) as f:

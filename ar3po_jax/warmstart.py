@@ -24,15 +24,18 @@ from ar3po_jax.tokenizer import Tokenizer
 
 
 def pack_examples(questions: Sequence[str], solutions: Sequence[str], tokenizer: Tokenizer, response_slots: int):
-  """All examples as fixed arrays: tokens [N, Tp + Tr] and mask, prompts left-padded."""
+  """All examples as fixed arrays: tokens [N, Tp + Tr] and mask, prompts left-padded, Tr the longest
+  solution rounded up to 8 (at most response_slots)."""
   prompts = [np.asarray([tokenizer.bos_id] + tokenizer.encode(q), np.int32) for q in questions]
   responses = [np.asarray(tokenizer.encode(s) + [tokenizer.eos_id], np.int32) for s in solutions]
   too_long = [i for i, r in enumerate(responses) if len(r) > response_slots]
   if too_long:
     raise ValueError(f"{len(too_long)} solutions exceed rollout.max_new_tokens={response_slots} tokens (first: example {too_long[0]})")
   Tp = batching.prompt_slots([len(p) for p in prompts])
+  # Training needs only as many response slots as the longest solution, not the sampler's limit.
+  slots = min(response_slots, batching.prompt_slots([len(r) for r in responses]))
   p_tokens, p_mask = batching.left_pad(prompts, Tp, tokenizer.pad_id)
-  r_tokens, r_mask = batching.right_pad(responses, response_slots, tokenizer.pad_id)
+  r_tokens, r_mask = batching.right_pad(responses, slots, tokenizer.pad_id)
   return np.concatenate([p_tokens, r_tokens], 1), np.concatenate([p_mask, r_mask], 1), Tp
 
 
