@@ -75,9 +75,12 @@ class UpdateSettings:
     )
 
 
-def make_optimizer(lr: float, weight_decay: float = 0.0, grad_clip: float = 0.0) -> optax.GradientTransformation:
+def make_optimizer(lr: float, weight_decay: float = 0.0, grad_clip: float = 0.0, warmup_steps: int = 0) -> optax.GradientTransformation:
+  """AdamW after global-norm clipping. A linear warm-up keeps Adam's first steps, whose second-moment
+  estimate is still noisy and which move every weight by about lr, from jolting the policy."""
   parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip > 0 else []
-  parts.append(optax.adamw(lr, b1=0.9, b2=0.99, weight_decay=weight_decay))
+  schedule = optax.linear_schedule(lr / max(warmup_steps, 1), lr, warmup_steps) if warmup_steps > 0 else lr
+  parts.append(optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=weight_decay))
   return optax.chain(*parts)
 
 
