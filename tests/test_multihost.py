@@ -2,15 +2,13 @@
 and as two processes with two devices each: every logged number agrees.
 
 Each run is its own `python -m ar3po_jax.main` process, because the device count is fixed when JAX
-starts. The tokenizer and warm start are made once, by the one-device run, and shared with the
-others: the tokenizer through one path (its path is part of the warm-start cache key), the warm start
-by copying the cache folder.
+starts. The tokenizer and warm start are made once, by the one-device run, in a cache folder that
+the other runs share.
 """
 
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
@@ -66,10 +64,6 @@ def _records(workdir) -> list[dict]:
     return [json.loads(line) for line in f]
 
 
-def _copy_cache(source, workdir) -> None:
-  shutil.copytree(os.path.join(source, "cache"), os.path.join(workdir, "cache"), ignore=shutil.ignore_patterns("jax"))
-
-
 def max_relative_difference(expected: list[dict], actual: list[dict]) -> float:
   """Largest relative difference over every compared number; asserts the same steps and keys."""
   assert [r["step"] for r in actual] == [r["step"] for r in expected]
@@ -91,7 +85,7 @@ def max_relative_difference(expected: list[dict], actual: list[dict]) -> float:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-  return [*SMALL, f"--config.tokenizer.path={tmp_path_factory.mktemp('tokenizer') / 'arithmetic.model'}"]
+  return [*SMALL, f"--config.cache_dir={tmp_path_factory.mktemp('cache')}"]
 
 
 @pytest.fixture(scope="module")
@@ -104,25 +98,21 @@ def one_device(tmp_path_factory, small):
   # The comparison means something only if the steps learned from mixed rewards.
   assert len(steps) == 3 and any(0 < r["rollout/reward_mean"] < 1 for r in steps), steps
   assert any(r["train/grad_norm"] > 0 for r in steps), steps
-  return workdir, records
+  return records
 
 
 @pytest.mark.slow
 def test_mesh_2x2x2_matches_one_device(one_device, small, tmp_path):
-  source, expected = one_device
-  _copy_cache(source, tmp_path)
   cmd = [sys.executable, "-m", "ar3po_jax.main", f"--workdir={tmp_path}", *small, *MESH_2X2X2]
   result = subprocess.run(cmd, cwd=REPO, env=_env(8), capture_output=True, text=True, timeout=600)
   _check(result)
   assert "warm start: reusing" in result.stdout and "process 0 of 1" in result.stdout
-  worst = max_relative_difference(expected, _records(tmp_path))
+  worst = max_relative_difference(one_device, _records(tmp_path))
   print(f"2x2x2 mesh vs one device: max relative difference {worst:.2e}")
 
 
 @pytest.mark.slow
 def test_two_processes_match_one_device(one_device, small, tmp_path):
-  source, expected = one_device
-  _copy_cache(source, tmp_path)
   env = dict(_env(1), DEVICES_PER_PROCESS="2", PYTHON=sys.executable, LOG_DIR=str(tmp_path / "logs"))
   cmd = ["bash", "launch/local_multiprocess.sh", "2", f"--workdir={tmp_path}", *small, "--config.mesh.tensor=2"]
   result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -130,5 +120,5 @@ def test_two_processes_match_one_device(one_device, small, tmp_path):
   assert "process 0 of 2" in result.stdout
   with open(tmp_path / "logs" / "process_1.log") as f:
     assert "process 1 of 2" in f.read()
-  worst = max_relative_difference(expected, _records(tmp_path))
+  worst = max_relative_difference(one_device, _records(tmp_path))
   print(f"2 processes x 2 devices vs one device: max relative difference {worst:.2e}")
