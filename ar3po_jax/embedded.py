@@ -46,7 +46,8 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   t = config.task
   task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights))
   cache_dir = config.get("cache_dir") or os.path.join(workdir, "cache")
-  tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(t.to_dict(), config.tokenizer.vocab_size)}.model")
+  task_fields = {k: v for k, v in t.to_dict().items() if k != "rl_prompts"}  # RL's pool: not the tokenizer's
+  tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(task_fields, config.tokenizer.vocab_size)}.model")
   tokenizer = load_or_train(tok_path, task.corpus, config.tokenizer.vocab_size)
   model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
   log(f"model: {model.config.num_params:,} parameters; tokenizer: {tokenizer.vocab_size} pieces ({tok_path})")
@@ -58,7 +59,7 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   eval_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
 
   ws = config.warmstart
-  cache_key = _key(t.to_dict(), config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, os.path.basename(tok_path))
+  cache_key = _key(task_fields, config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, os.path.basename(tok_path))
   params_path = os.path.join(cache_dir, f"warmstart_{cache_key}.npz")
   report_path = os.path.join(cache_dir, f"warmstart_{cache_key}.json")
   if os.path.isfile(params_path) and os.path.isfile(report_path):
