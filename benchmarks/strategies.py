@@ -48,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--steps", type=int, default=60, help="RL steps per run (equal for every variant).")
   p.add_argument("--eval_every", type=int, default=10, help="Held-out evaluation every this many steps.")
   p.add_argument("--workdir", default="/tmp/ar3po_bench", help="Caches (tokenizer, warm starts, compiled code) and run folders.")
+  p.add_argument("--cache_dir", default="", help="Tokenizer and warm-start cache (config.cache_dir); empty: WORKDIR/cache.")
   p.add_argument("--results", default="benchmarks/results/strategies", help="Where histories, summaries and plots go.")
   p.add_argument("--override", action="append", default=[], help="FIELD=VALUE for every run's config, e.g. rl.lr=1e-4; repeatable.")
   p.add_argument("--aggregate_only", action="store_true", help="Run nothing; rebuild the table and plots from existing runs.")
@@ -77,7 +78,7 @@ def _set(config, dotted: str, value) -> None:
   node[leaf] = value
 
 
-def make_config(variant: str, seed: int, steps: int, eval_every: int, overrides: list[str]):
+def make_config(variant: str, seed: int, steps: int, eval_every: int, overrides: list[str], cache_dir: str = ""):
   from configs import tiny
 
   strategy, variant_overrides = VARIANTS[variant]
@@ -87,6 +88,11 @@ def make_config(variant: str, seed: int, steps: int, eval_every: int, overrides:
   config.eval.every = eval_every
   config.log.progress = False
   config.log.tensorboard = False
+  if "cache_dir" in config:
+    config.cache_dir = cache_dir
+  # Checkpoint writes would add to the measured wall-clock; a run here is minutes long, redone if lost.
+  if "checkpoint" in config:
+    config.checkpoint.enabled = False
   for field, value in variant_overrides.items():
     _set(config, field, value)
   for item in overrides:
@@ -123,7 +129,7 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
   workdir = args.workdir
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  config = make_config(variant, seed, args.steps, args.eval_every, args.override)
+  config = make_config(variant, seed, args.steps, args.eval_every, args.override, args.cache_dir or os.path.join(args.workdir, "cache"))
   prepared = embedded.prepare(config, workdir, log)
   start = time.time()
   history = train.run(config, os.path.join(workdir, "runs", name), prepared, log)
