@@ -65,14 +65,20 @@ def main(argv):
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, auto=FLAGS.distributed)
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  from ar3po_jax import embedded, real, train
+  from ar3po_jax import checkpoint, embedded, real, train
 
+  mesh_problems = config_validation.mesh_problems(config.mesh, jax.device_count())
+  if mesh_problems:
+    raise SystemExit("invalid config:\n  - " + "\n  - ".join(mesh_problems))
   _log(f"ar3po_jax: strategy {config.rollout.strategy}, workdir {workdir}, process {jax.process_index()} of {jax.process_count()}, devices {jax.devices()}")
   if distributed.is_leader():
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=1))
   prepared = _prepare(config, workdir, embedded, real)
-  train.run(config, workdir, prepared, _log)
+  try:
+    train.run(config, workdir, prepared, _log)
+  except checkpoint.ResumeError as e:
+    raise SystemExit(str(e)) from e
   _log(f"metrics: {os.path.join(workdir, 'metrics.jsonl')}  plot: {os.path.join(workdir, 'accuracy_vs_responses.png')}")
 
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ar3po_jax import batching, distributed, evaluation, metrics as metrics_lib, sharding
+from ar3po_jax import batching, checkpoint, distributed, evaluation, metrics as metrics_lib, sharding
 from ar3po_jax.data import PromptStream
 from ar3po_jax.embedded import Embedded
 from ar3po_jax.policy import PolicySampler
@@ -80,23 +80,38 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
   buffer = ReplayBuffer(rollout_cfg.buffer.per_prompt, rollout_cfg.buffer.total)
   scheduler = Scheduler(make_strategy(rollout_cfg), sampler, verifier, buffer, PromptStream(embedded.train_prompts, config.seed))
   host_rng = np.random.default_rng([config.seed, 3])
+  compiled_shapes: set[tuple[int, ...]] = set()
+  cum_responses = cum_tokens = start_step = 0
+
+  # Resume: everything a step draws on (params, optimizer, RNGs, prompt position, buffer, posteriors)
+  # comes back from the newest good checkpoint, so the run continues as if never stopped.
+  identity = checkpoint.run_identity(config, tokenizer)
+  checkpointer = checkpoint.from_config(config, workdir)
+  restored = checkpointer.restore_latest(state, identity, log) if checkpointer else None
+  if restored:
+    state, start_step = restored.train_state, restored.step
+    counters = checkpoint.load_host_state(restored.host_state, sampler, host_rng, scheduler)
+    cum_responses, cum_tokens = counters["cum_responses"], counters["cum_tokens"]
+    compiled_shapes = {tuple(s) for s in counters["compiled_shapes"]}
+  preemption = checkpoint.PreemptionFlag()
 
   row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp)
   max_rows = max_rows_per_step(rollout_cfg)
-  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, active=jax.process_index() == 0)
-  compiled_shapes: set[tuple[int, ...]] = set()
-  cum_responses = cum_tokens = 0
+  logged = checkpoint.rewind_metrics(workdir, start_step) if restored else []
+  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, active=jax.process_index() == 0, append=bool(restored))
+  writer.history.extend(logged)
   eval_prompts = embedded.eval_prompts[: config.eval.num_prompts]
 
   def evaluate() -> float:
     sampler.params = state.params
     return evaluation.greedy_accuracy(sampler, eval_prompts, verifier, config.eval.batch_size)
 
-  accuracy = evaluate()
-  log(f"step 0 (before RL): eval/accuracy {accuracy:.3f} on {len(eval_prompts)} held-out prompts")
-  writer.write(0, {"eval/accuracy": accuracy, "rollout/cum_responses": 0, "rollout/cum_tokens": 0})
+  if not restored:
+    accuracy = evaluate()
+    log(f"step 0 (before RL): eval/accuracy {accuracy:.3f} on {len(eval_prompts)} held-out prompts")
+    writer.write(0, {"eval/accuracy": accuracy, "rollout/cum_responses": 0, "rollout/cum_tokens": 0})
   start = time.time()
-  bar = tqdm.trange(rl.steps, desc=f"RL ({rollout_cfg.strategy})", disable=not config.log.progress, dynamic_ncols=True)
+  bar = tqdm.trange(start_step, rl.steps, desc=f"RL ({rollout_cfg.strategy})", disable=not config.log.progress, dynamic_ncols=True)
   for step in bar:
     step_start = time.time()
     sampler.params = state.params
@@ -138,11 +153,23 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
     bar.set_postfix(metrics_lib.live_postfix(step_metrics), refresh=False)
     if "eval/accuracy" in step_metrics:
       bar.write(f"step {step + 1}: eval/accuracy {step_metrics['eval/accuracy']:.3f}  cumulative responses {cum_responses:,}")
+    if checkpointer:
+      counters = {"cum_responses": cum_responses, "cum_tokens": cum_tokens, "compiled_shapes": sorted(compiled_shapes)}
+      host = checkpoint.host_state(sampler, host_rng, scheduler, counters, identity)
+      checkpointer.save(step + 1, state, host, force=last or preemption.set)
+    if preemption.set:
+      log(f"SIGTERM: stopping after step {step + 1}" + (", checkpoint saved" if checkpointer else ", checkpoints are off"))
+      break
   bar.close()
 
+  if checkpointer:
+    checkpointer.close()
+  preemption.uninstall()
   writer.close()
   if hasattr(verifier, "close"):
     verifier.close()
+  if preemption.set:
+    raise checkpoint.Preempted(step + 1)
   if jax.process_index() == 0:
     metrics_lib.plot_accuracy_vs_responses(
         writer.history, os.path.join(workdir, "accuracy_vs_responses.png"), f"{rollout_cfg.strategy} on the embedded task"
