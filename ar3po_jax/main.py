@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.py")
@@ -49,6 +49,8 @@ def resolve_workdir(config, flag_value: str | None) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # orbax logs every checkpoint file at INFO through absl; the progress bar and metrics say what matters.
+  logging.set_verbosity(logging.WARNING)
   from ar3po_jax import config_validation
 
   config = FLAGS.config
