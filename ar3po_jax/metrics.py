@@ -125,6 +125,7 @@ def plot_accuracy_vs_responses(history: list[dict], path: str, title: str = "") 
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  import matplotlib.ticker
 
   points = [(r.get("rollout/cum_responses", 0), r["eval/accuracy"]) for r in history if r.get("eval/accuracy") is not None]
   if not points:
@@ -133,6 +134,7 @@ def plot_accuracy_vs_responses(history: list[dict], path: str, title: str = "") 
   fig, ax = plt.subplots(figsize=(5, 3.5))
   ax.plot(xs, ys, marker="o")
   ax.set_xlabel("cumulative sampled responses")
+  ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
   ax.set_ylabel("held-out greedy accuracy")
   ax.set_title(title)
   ax.grid(alpha=0.3)
