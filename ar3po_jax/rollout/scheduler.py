@@ -39,6 +39,8 @@ zero denominator is NaN):
   aero/rescued                          AERO prompts that entered rescue (0 for the others)
   aero/rescue_successes                 AERO rescued prompts whose rescue found a success
   aero/posterior_prompts                AERO prompt uids with a posterior
+  verify/*                              the verifier's counters for this step's calls, where it keeps any
+                                        (MathVerifier: errors, timeouts, worker_restarts, pool, ...)
   time/sample_s                         seconds inside sampler calls
   time/verify_s                         seconds inside verifier calls
 """
@@ -59,6 +61,9 @@ from ar3po_jax.rollout.types import Group, Prompt, RolloutResult, Sampler, Verif
 PromptSource = Callable[[int], Sequence[Prompt]]
 
 _ALWAYS_REPORTED = ("dapo/gen_batches", "dapo/cap_hit", "aero/rejected", "aero/rescued")
+# Cumulative verifier counters reported per step as differences (ratios like verify/accuracy are not).
+_VERIFY_COUNTS = ("verify/total", "verify/fast_path", "verify/pool", "verify/no_answer", "verify/too_long",
+                  "verify/timeouts", "verify/errors", "verify/worker_restarts")
 
 
 def has_zero_advantage(group: Group) -> bool:
@@ -102,6 +107,7 @@ class Scheduler:
   def rollout(self, step: int, rng: np.random.Generator) -> RolloutResult:
     state = StepState(step=int(step))
     timing = {"time/sample_s": 0.0, "time/verify_s": 0.0}
+    verify_before = self._verify_counts()
     while True:
       n_new = int(self.strategy.prompts_to_draw(state))
       if n_new > 0:
@@ -126,9 +132,15 @@ class Scheduler:
 
     metrics = self._metrics(state, groups, reused)
     metrics.update(timing)
+    verify_after = self._verify_counts()
+    metrics.update({k: verify_after[k] - verify_before.get(k, 0.0) for k in verify_after})
     metrics.update({name: 0.0 for name in _ALWAYS_REPORTED})
     metrics.update(strategy_metrics)
     return RolloutResult(groups=groups, metrics=metrics)
+
+  def _verify_counts(self) -> dict[str, float]:
+    counts = getattr(self.verifier, "metrics", dict)()
+    return {k: float(counts[k]) for k in _VERIFY_COUNTS if k in counts}
 
   def _run_stage(self, state: StepState, counts: np.ndarray, timing: dict[str, float]) -> None:
     active = np.flatnonzero(counts)
