@@ -51,7 +51,7 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
 
   batch_sharding = sharding.batch_sharding(mesh)
   params = distributed.put(embedded.params, sharding.tree_shardings(embedded.params, mesh))
-  optimizer = make_optimizer(rl.lr, rl.weight_decay, rl.grad_clip)
+  optimizer = make_optimizer(rl.lr, rl.weight_decay, rl.grad_clip, rl.warmup_steps)
   # Built on device with its final shardings: the optimizer state never exists whole on one host.
   init_state = lambda p: init_train_state(p, optimizer)  # noqa: E731
   state_shardings = sharding.tree_shardings(jax.eval_shape(init_state, params), mesh)
