@@ -16,28 +16,30 @@ def to_prompt(uid: str, question: str, answer: str, tokenizer: Tokenizer) -> Pro
   return Prompt(uid=uid, token_ids=ids, answer=answer, text=question)
 
 
-class PromptStream:
-  """Draws prompts in shuffled epochs; the order depends only on (seed, epoch), so the position
-  (epoch, index) is the whole state a checkpoint needs to resume the same stream."""
+class IndexStream:
+  """Indices 0..length-1 in shuffled epochs (file order with shuffle=False). The order depends only on
+  (seed, epoch), so the position (epoch, index) is the whole state a checkpoint needs to resume."""
 
-  def __init__(self, prompts: Sequence[Prompt], seed: int):
-    if not prompts:
-      raise ValueError("PromptStream needs at least one prompt")
-    self.prompts, self.seed = list(prompts), seed
+  def __init__(self, length: int, seed: int, shuffle: bool = True):
+    if length < 1:
+      raise ValueError("IndexStream needs a non-empty source")
+    self.length, self.seed, self.shuffle = length, seed, shuffle
     self.epoch, self.index = 0, 0
-    self._order = self._shuffle(0)
+    self._order = self._epoch_order(0)
 
-  def _shuffle(self, epoch: int) -> np.ndarray:
-    return np.random.default_rng([self.seed, epoch]).permutation(len(self.prompts))
+  def _epoch_order(self, epoch: int) -> np.ndarray:
+    if not self.shuffle:
+      return np.arange(self.length)
+    return np.random.default_rng([self.seed, epoch]).permutation(self.length)
 
-  def __call__(self, n: int) -> list[Prompt]:
-    out = []
+  def next(self, n: int) -> list[int]:
+    out: list[int] = []
     while len(out) < n:
-      if self.index == len(self._order):
+      if self.index == self.length:
         self.epoch, self.index = self.epoch + 1, 0
-        self._order = self._shuffle(self.epoch)
-      take = min(n - len(out), len(self._order) - self.index)
-      out.extend(self.prompts[i] for i in self._order[self.index : self.index + take])
+        self._order = self._epoch_order(self.epoch)
+      take = min(n - len(out), self.length - self.index)
+      out.extend(int(i) for i in self._order[self.index : self.index + take])
       self.index += take
     return out
 
@@ -46,4 +48,23 @@ class PromptStream:
 
   def load_state_dict(self, state: dict) -> None:
     self.epoch, self.index = int(state["epoch"]), int(state["index"])
-    self._order = self._shuffle(self.epoch)
+    self._order = self._epoch_order(self.epoch)
+
+
+class PromptStream:
+  """The scheduler's prompt source: `stream(n)` returns the next n prompts of shuffled epochs."""
+
+  def __init__(self, prompts: Sequence[Prompt], seed: int):
+    if not prompts:
+      raise ValueError("PromptStream needs at least one prompt")
+    self.prompts = list(prompts)
+    self._indices = IndexStream(len(self.prompts), seed)
+
+  def __call__(self, n: int) -> list[Prompt]:
+    return [self.prompts[i] for i in self._indices.next(n)]
+
+  def state_dict(self) -> dict:
+    return self._indices.state_dict()
+
+  def load_state_dict(self, state: dict) -> None:
+    self._indices.load_state_dict(state)

@@ -20,6 +20,8 @@ import os
 from typing import Any
 
 import numpy as np
+
+from ar3po_jax.data import IndexStream  # noqa: F401  (re-exported: the stream over built data sets)
 import tensorflow_datasets as tfds
 
 from ar3po_jax.datasets import loaders
@@ -123,32 +125,3 @@ def decode(example: dict) -> MathProblem:
   return MathProblem(text["uid"], text["question"], text["answer"], text["source"])
 
 
-class IndexStream:
-  """Indices into a random-access source in shuffled epochs (or file order with shuffle=False)."""
-
-  def __init__(self, length: int, seed: int, shuffle: bool = True):
-    if length < 1:
-      raise ValueError("IndexStream needs a non-empty source")
-    self.length, self.seed, self.shuffle = length, seed, shuffle
-    self.epoch, self.index = 0, 0
-
-  def _order(self, epoch: int) -> np.ndarray:
-    if not self.shuffle:
-      return np.arange(self.length)
-    return np.random.default_rng([self.seed, epoch]).permutation(self.length)
-
-  def next(self, n: int) -> list[int]:
-    out: list[int] = []
-    while len(out) < n:
-      if self.index == self.length:
-        self.epoch, self.index = self.epoch + 1, 0
-      take = min(n - len(out), self.length - self.index)
-      out.extend(int(i) for i in self._order(self.epoch)[self.index : self.index + take])
-      self.index += take
-    return out
-
-  def state_dict(self) -> dict:
-    return {"epoch": self.epoch, "index": self.index}
-
-  def load_state_dict(self, state: dict) -> None:
-    self.epoch, self.index = int(state["epoch"]), int(state["index"])

@@ -1,6 +1,7 @@
 """Hugging Face checkpoints (Qwen2 / Qwen2.5, Llama 3.x) in and out of the project's Flax decoder.
 
-  from ar3po_jax.models import hf
+  from ar3po_jax.params_io import unflatten as _unflatten
+from ar3po_jax.models import hf
   policy = hf.load_checkpoint("/ckpt/Qwen2.5-7B", dtype="bfloat16", mesh=mesh)
   logits_BxTxV = policy.logits(token_ids_BxT)
   hf.save_checkpoint(policy, "/out/step_1000")
@@ -213,17 +214,6 @@ def _shard_files(path: str) -> list[str]:
 
 def _flat_names(tree) -> dict[str, Any]:
   return {sharding_lib.path_name(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
-def _unflatten(flat: dict[str, Any]) -> dict:
-  tree: dict = {}
-  for key, value in flat.items():
-    node = tree
-    *parents, leaf = key.split("/")
-    for name in parents:
-      node = node.setdefault(name, {})
-    node[leaf] = value
-  return tree
 
 
 def read_hf_config(path: str) -> dict:
