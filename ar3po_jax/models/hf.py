@@ -1,7 +1,6 @@
 """Hugging Face checkpoints (Qwen2 / Qwen2.5, Llama 3.x) in and out of the project's Flax decoder.
 
-  from ar3po_jax.params_io import unflatten as _unflatten
-from ar3po_jax.models import hf
+  from ar3po_jax.models import hf
   policy = hf.load_checkpoint("/ckpt/Qwen2.5-7B", dtype="bfloat16", mesh=mesh)
   logits_BxTxV = policy.logits(token_ids_BxT)
   hf.save_checkpoint(policy, "/out/step_1000")
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ar3po_jax import sharding as sharding_lib
+from ar3po_jax.params_io import unflatten as _unflatten
 from ar3po_jax.models import safetensors_io
 from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
 
