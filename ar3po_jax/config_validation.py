@@ -64,6 +64,8 @@ def problems(config) -> list[str]:
     need(config.task.num_train >= 1, f"task.num_train must be >= 1, got {config.task.num_train}")
     need(config.task.rl_prompts >= 0, f"task.rl_prompts must be >= 0 (0: every training problem), got {config.task.rl_prompts}")
     need(len(tuple(config.task.level_weights)) == 5, f"task.level_weights must have 5 entries, got {tuple(config.task.level_weights)}")
+    slip = config.task.get("teacher_slip", 0.0)
+    need(0.0 <= slip <= 1.0, f"task.teacher_slip must lie in [0, 1], got {slip}")
   else:
     from ar3po_jax import real
 

@@ -44,7 +44,7 @@ def _key(*parts) -> str:
 
 def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedded:
   t = config.task
-  task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights))
+  task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights), t.get("teacher_slip", 0.0))
   cache_dir = config.get("cache_dir") or os.path.join(workdir, "cache")
   task_fields = {k: v for k, v in t.to_dict().items() if k != "rl_prompts"}  # RL's pool: not the tokenizer's
   tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(task_fields, config.tokenizer.vocab_size)}.model")

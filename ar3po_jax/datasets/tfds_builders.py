@@ -76,8 +76,8 @@ class ArithmeticDataset(_LocalBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
 
-  def __init__(self, *, seed: int, num_train: int, num_eval: int, level_weights: tuple[float, ...], **kwargs):
-    self._task_args = (seed, num_train, num_eval, tuple(level_weights))
+  def __init__(self, *, seed: int, num_train: int, num_eval: int, level_weights: tuple[float, ...], teacher_slip: float = 0.0, **kwargs):
+    self._task_args = (seed, num_train, num_eval, tuple(level_weights), teacher_slip)
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -115,7 +115,13 @@ def build_file_dataset(loader: str, path: str, data_dir: str, split: str | None 
 
 def build_arithmetic_dataset(task_config, data_dir: str) -> dict:
   """{'train', 'test': data source} for `config.task` of the embedded run."""
-  args = dict(seed=task_config.seed, num_train=task_config.num_train, num_eval=task_config.num_eval, level_weights=tuple(task_config.level_weights))
+  args = dict(
+      seed=task_config.seed,
+      num_train=task_config.num_train,
+      num_eval=task_config.num_eval,
+      level_weights=tuple(task_config.level_weights),
+      teacher_slip=task_config.get("teacher_slip", 0.0),
+  )
   return _build(ArithmeticDataset, os.path.join(data_dir, "arithmetic", _fingerprint(args)), **args)
 
 
