@@ -1,8 +1,8 @@
 """Host-side packing: prompts and responses into the padded row layout of the kernels.
 
 Shapes are bucketed so that a whole run compiles a bounded number of variants: prompt slots round up
-to a multiple of 8, response slots are fixed by the config, and batch rows round up to one of a few
-buckets (`row_bucket`).
+to a multiple of 8, response slots to one of a few lengths up to the sampler's limit
+(`response_bucket`), and batch rows to one of a few sizes (`row_bucket`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ def row_bucket(n: int, max_rows: int, num_buckets: int, multiple: int = 1) -> in
   `multiple`; a batch larger than max_rows (not expected) rounds up past it."""
   granule = round_up(math.ceil(max_rows / num_buckets), multiple)
   return round_up(max(n, 1), granule)
+
+
+def response_bucket(longest: int, max_slots: int, num_buckets: int, multiple: int = 8) -> int:
+  """Update response slots: the smallest of num_buckets evenly spaced lengths (multiples of
+  `multiple`, the last max_slots) that holds the longest response. Short batches then skip the
+  padding up to the sampler's limit; one bucket is always max_slots."""
+  if longest > max_slots:
+    raise ValueError(f"a response of {longest} tokens exceeds the {max_slots} response slots")
+  granule = round_up(math.ceil(max_slots / max(num_buckets, 1)), multiple)
+  return min(max_slots, round_up(max(longest, 1), granule))
 
 
 def left_pad(sequences: Sequence[np.ndarray], slots: int, pad_id: int, rows: int | None = None):
@@ -85,6 +95,9 @@ def pack_update_batch(
   n = len(prompts)
   if n > rows:
     raise ValueError(f"{n} responses do not fit a batch of {rows} rows")
+  longest = max((len(r) for r in responses), default=0)
+  if longest > response_slots:
+    raise ValueError(f"a response of {longest} tokens does not fit {response_slots} response slots")
   Tp = prompt_slots([len(p) for p in prompts], prompt_multiple)
   prompt_tokens, prompt_mask = left_pad(prompts, Tp, pad_id, rows)
   response_tokens, response_mask = right_pad(responses, response_slots, pad_id, rows)

@@ -51,6 +51,7 @@ def problems(config) -> list[str]:
   need(rl.loss_agg in losses.AGGREGATIONS, f"rl.loss_agg must be one of {losses.AGGREGATIONS}, got {rl.loss_agg!r}")
   need(rl.micro_batch_rows >= 0, f"rl.micro_batch_rows must be >= 0, got {rl.micro_batch_rows}")
   need(rl.row_buckets >= 1, f"rl.row_buckets must be >= 1, got {rl.row_buckets}")
+  need(rl.get("response_buckets", 1) >= 1, f"rl.response_buckets must be >= 1, got {rl.get('response_buckets', 1)}")
   need(config.mesh.data == -1 or config.mesh.data >= 1, f"mesh.data must be >= 1 or -1 (every device left), got {config.mesh.data}")
   need(config.mesh.fsdp >= 1 and config.mesh.tensor >= 1, f"mesh.fsdp and mesh.tensor must be >= 1, got {config.mesh.fsdp}, {config.mesh.tensor}")
   if "checkpoint" in config:

@@ -124,12 +124,14 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
     if rollout.groups:
       n_rows = sum(g.size for g in rollout.groups)
       rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
-      batch, reused = batching.pack_update_batch(rollout.groups, rollout_cfg.max_new_tokens, rows, tokenizer.pad_id)
+      longest = max(len(r.token_ids) for g in rollout.groups for r in g.responses)
+      slots = batching.response_bucket(longest, rollout_cfg.max_new_tokens, rl.get("response_buckets", 1))
+      batch, reused = batching.pack_update_batch(rollout.groups, slots, rows, tokenizer.pad_id)
       batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl, batch_sharding)
       compiled_shapes.add(batch["tokens_BxT"].shape)
       state, train_metrics = update(state, distributed.put(batch, batch_sharding))
       step_metrics.update(distributed.to_host(train_metrics))
-      response_slots = batch["mask_BxT"][:, -rollout_cfg.max_new_tokens :]
+      response_slots = batch["mask_BxT"][:, -slots:]
       step_metrics.update(
           {
               "train/rows": n_rows,
@@ -187,7 +189,7 @@ def _export_hf(source_policy, model, params, path: str) -> None:
 
 def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl, batch_sharding):
   """pi_old for Option I reused rows (or every row, if configured) and pi_ref when beta > 0."""
-  prompt_slots = batch["tokens_BxT"].shape[1] - rollout_cfg.max_new_tokens
+  prompt_slots = batch["tokens_BxT"].shape[1] - batch["old_logp_BxTr"].shape[1]
   recompute = np.ones_like(reused) if rl.recompute_old_logprobs else reused & batch["train_row_B"]
   if not recompute.any() and ref_params is None:
     return batch

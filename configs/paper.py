@@ -148,6 +148,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   rl.loss_agg = "token_mean"
   rl.micro_batch_rows = m["micro_rows"]
   rl.row_buckets = 8
+  rl.response_buckets = 4  # long-response runs pad each batch to a quarter, half, ... of the limit
   rl.recompute_old_logprobs = False
 
   c.eval.every = 50  # ours

@@ -47,3 +47,17 @@ def test_too_many_rows_is_a_clear_error():
   p = Prompt("a", np.array([5], np.int32), "1")
   with pytest.raises(ValueError, match="do not fit"):
     batching.pack_update_batch([Group(p, [_response([1], 1.0)] * 3, [True] * 3)], 4, rows=2, pad_id=0)
+
+
+def test_response_bucket_picks_the_smallest_even_length_that_fits():
+  assert [batching.response_bucket(n, 40, 2) for n in (1, 20, 24, 25, 40)] == [24, 24, 24, 40, 40]
+  assert [batching.response_bucket(n, 40, 1) for n in (1, 40)] == [40, 40]
+  assert sorted({batching.response_bucket(n, 20480, 4) for n in range(1, 20481, 97)}) == [5120, 10240, 15360, 20480]
+  with pytest.raises(ValueError, match="exceeds the 40 response slots"):
+    batching.response_bucket(41, 40, 2)
+
+
+def test_pack_refuses_a_response_longer_than_its_slots():
+  p = Prompt("p", np.array([1, 2], np.int32), "1")
+  with pytest.raises(ValueError, match="5 tokens does not fit 4 response slots"):
+    batching.pack_update_batch([Group(p, [_response([1, 2, 3, 4, 5], 1.0)], [True])], 4, rows=2, pad_id=0)
