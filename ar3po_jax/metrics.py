@@ -14,8 +14,9 @@ Metric names (documented once here; the rollout ones in `rollout/scheduler.py`):
   train/adv_abs_mean            mean |advantage| over rows
   train/skipped_steps           cumulative updates skipped for a non-finite loss or gradient
   train/rows, train/row_bucket  real rows and padded rows of the update batch
+  train/response_slots          response slots of the update batch (one of rl.response_buckets lengths)
   train/padding_efficiency      real response tokens / padded response slots in the update batch
-  train/compiled_variants       distinct update shapes compiled so far (one per row bucket)
+  train/compiled_variants       distinct update shapes compiled so far (rows x prompt and response slots)
   rollout/cum_responses         responses sampled since the start of RL
   rollout/cum_tokens            response tokens sampled since the start of RL
   time/update_s                 seconds in the update (old/ref log-prob passes included)

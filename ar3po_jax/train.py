@@ -136,6 +136,7 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
           {
               "train/rows": n_rows,
               "train/row_bucket": rows,
+              "train/response_slots": slots,
               "train/padding_efficiency": float(response_slots.sum() / response_slots.size),
           }
       )

@@ -12,8 +12,8 @@ and of real tokens, compile time per bucket, and the FLOP rate against the float
 Part 2 reads the metrics histories of full AR3PO runs (from `benchmarks.strategies`): padding
 efficiency as the run logs it (`train/padding_efficiency`: real response tokens over the response
 slots of all rows of the update batch, padding rows included), its two factors (row fill: real
-rows over bucket rows; slot fill: the rest, response length over max_new_tokens), and the number
-of update variants compiled per run.
+rows over bucket rows; slot fill: the rest, response length over the batch's response slots, one
+of `rl.response_buckets` lengths), and the number of update variants compiled per run.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def run_padding(pattern: str) -> dict:
         "slot_fill": float((efficiency / row_fill).mean()),
         "compiled_variants": int(max(r["train/compiled_variants"] for r in steps)),
         "row_buckets_used": sorted({int(r["train/row_bucket"]) for r in steps}),
+        "response_slots_used": sorted({int(r["train/response_slots"]) for r in steps if "train/response_slots" in r}),
     }
   if not per_run:
     return {"runs": {}}
