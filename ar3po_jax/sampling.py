@@ -96,7 +96,8 @@ def sample(
   cache = _constrain(init_cache(model.config, B, Tp + Tr), cache_sharding)
   kv_mask_BxS = jnp.concatenate([prompt_mask_BxTp, jnp.zeros((B, Tr), bool)], axis=1)
   positions_BxTp = positions_from_mask(prompt_mask_BxTp)
-  logits_BxTpxV, cache = model.apply({"params": weights}, prompt_BxTp, positions_BxTp, kv_mask_BxS, cache, 0)
+  # Prompts are left-padded, so the last slot holds every row's last prompt token.
+  logits_Bx1xV, cache = model.apply({"params": weights}, prompt_BxTp, positions_BxTp, kv_mask_BxS, cache, 0, last_only=True)
   cache = _constrain(cache, cache_sharding)
   prompt_len_B = jnp.sum(prompt_mask_BxTp, axis=1).astype(jnp.int32)
 
@@ -122,7 +123,7 @@ def sample(
 
   carry = (
       jnp.int32(0),
-      logits_BxTpxV[:, -1],
+      logits_Bx1xV[:, 0],
       cache,
       jnp.zeros((B,), bool),
       kv_mask_BxS,

@@ -51,8 +51,12 @@ def test_kv_cache_decoding_equals_full_recomputation():
 
   cache = init_cache(model.config, 3, 10)
   kv_mask = np.concatenate([mask, np.zeros((3, 4), bool)], 1)
-  logits, cache = model.apply({"params": params}, tokens, positions_from_mask(mask), kv_mask, cache, 0)
+  _, cache_all = model.apply({"params": params}, tokens, positions_from_mask(mask), kv_mask, cache, 0)
+  # The sampler's prefill asks for the last position's logits only; the cache is the same.
+  logits, cache = model.apply({"params": params}, tokens, positions_from_mask(mask), kv_mask, cache, 0, last_only=True)
+  assert logits.shape == (3, 1, model.config.vocab_size)
   np.testing.assert_allclose(logits[:, -1], full_logits[:, 5], atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), cache_all, cache)
   lengths = mask.sum(1)
   for t in range(4):
     kv_mask[:, 6 + t] = True

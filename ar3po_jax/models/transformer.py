@@ -196,12 +196,14 @@ class Transformer(nn.Module):
     with one (S = cache length).
   cache: None, or a list over layers of {"k", "v"} arrays [B, S, K, H]; cache_index is the slot of
     the first given token.
+  last_only: logits of the last position only, [B, 1, V] (a prefill needs no others; the output
+    head on every prompt token was a quarter of a prefill).
   """
 
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens_BxT, positions_BxT, kv_mask_BxS, cache=None, cache_index=0):
+  def __call__(self, tokens_BxT, positions_BxT, kv_mask_BxS, cache=None, cache_index=0, last_only=False):
     c = self.config
     embed = nn.Embed(
         c.vocab_size,
@@ -218,6 +220,8 @@ class Transformer(nn.Module):
           x_BxTxD, positions_BxT, kv_mask_BxS, None if cache is None else cache[i], cache_index
       )
       new_cache.append(layer_cache)
+    if last_only:
+      x_BxTxD = x_BxTxD[:, -1:]
     x_BxTxD = RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="final_norm")(x_BxTxD)
     if c.tie_embeddings:
       logits_BxTxV = embed.attend(x_BxTxD.astype(embed.embedding.dtype))
