@@ -126,7 +126,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.rl.adv_eps = 1e-6
   c.rl.micro_batch_rows = 0  # 0: the whole batch in one pass; else scan over micro-batches
   c.rl.row_buckets = 8  # the update compiles at most this many batch-row shapes
-  c.rl.response_buckets = 2  # ... and this many response lengths (24 or 40 slots here)
+  c.rl.response_buckets = 3  # ... and this many response lengths (16, 32 or 40 slots here)
   c.rl.recompute_old_logprobs = False  # True: pi_old from a scoring pass, not the sampler
 
   c.eval = ml_collections.ConfigDict()
