@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -51,3 +52,12 @@ def matmul_peak_flops(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> fl
     dot(a, b).block_until_ready()
     best = min(best, time.perf_counter() - start)
   return 2.0 * n**3 / best
+
+
+def write_report(path: str, report: dict) -> None:
+  """The benchmark's JSON report at `path`, folders created; written whole, then renamed, so an
+  interrupted run never leaves half a report over the last good one."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(report, f, indent=1)
+  os.replace(path + ".tmp", path)

@@ -194,9 +194,7 @@ def main(_):
   }
   print(table(report))
   if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      json.dump(report, f, indent=1)
+    machine.write_report(_OUT.value, report)
 
 
 def table(report: dict) -> str:

@@ -29,6 +29,7 @@ from absl import app, flags
 
 from ar3po_jax.models.transformer import Transformer, init_params
 from ar3po_jax.sampling import SamplingParams, sample
+from benchmarks import machine
 from benchmarks import sampler as sampler_bench
 
 # --new_tokens, --prompt_len, --size and --out are the sampler benchmark's flags, with its defaults.
@@ -142,9 +143,7 @@ def main(_):
   for row in report["ops"][: _TOP.value]:
     print(f"{row['name'][:36]:<36} {row['kind']:<24} {row['calls']:6d} {row['us'] / 1e3:9.1f} {row['share']:7.1%}")
   if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      json.dump(report, f, indent=1)
+    machine.write_report(_OUT.value, report)
 
 
 if __name__ == "__main__":

@@ -175,9 +175,7 @@ def main(_):
   print(table(report))
   print(json.dumps({k: v for k, v in padding.items() if k != "runs"}, indent=1))
   if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      json.dump(report, f, indent=1)
+    machine.write_report(_OUT.value, report)
 
 
 if __name__ == "__main__":
