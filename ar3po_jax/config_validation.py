@@ -10,7 +10,7 @@ import os
 
 from ar3po_jax import losses
 
-STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
+STRATEGIES = ("grpo", "dapo", "ar3po", "aero", "greso", "knapsack", "pods")
 
 
 class ConfigError(ValueError):

@@ -25,6 +25,7 @@ from ar3po_jax.data import PromptStream
 from ar3po_jax.embedded import Embedded
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rewards import ExactVerifier, MathVerifier
+from ar3po_jax.rollout import STRATEGIES as STRATEGY_REGISTRY
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.sampling import SamplingParams, score
 from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
@@ -33,6 +34,8 @@ from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_
 def max_rows_per_step(rollout_config) -> int:
   """The most responses a step's groups can hold, which sizes the update's row buckets."""
   r = rollout_config
+  if r.strategy in ("greso", "knapsack", "pods"):  # strategies that state their own bound (issue 14's interface)
+    return r.batch_prompts * STRATEGY_REGISTRY[r.strategy].max_responses_per_prompt(r)
   per_prompt = {
       "grpo": r.group_size,
       "dapo": r.group_size,

@@ -24,13 +24,19 @@ WORKDIR/tb, and WORKDIR/accuracy_vs_responses.png.
 
 import ml_collections
 
-STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
+STRATEGIES = ("grpo", "dapo", "ar3po", "aero", "greso", "knapsack", "pods")
+# Presets that are a strategy with other knob values: name -> (strategy, {field: value}).
+PRESETS = {
+    # AERO at GRPO's rollout budget: 4 explore + rescue of 2 at a time up to 12 averages 8.0 responses
+    # per prompt on the embedded task's warm-start pass rates (simulated; BENCHMARKS notes).
+    "aero_budget": ("aero", {"rollout.aero.n_explore": 4, "rollout.aero.budget": 12, "rollout.aero.n_extra": 2}),
+}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  strategy = arg or "ar3po"
+  strategy, overrides = PRESETS.get(arg, (arg or "ar3po", {}))
   if strategy not in STRATEGIES:
-    raise ValueError(f"configs/tiny.py: unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    raise ValueError(f"configs/tiny.py: unknown strategy {strategy!r}; choose one of {STRATEGIES + tuple(PRESETS)}")
 
   c = ml_collections.ConfigDict()
   c.seed = 0
@@ -113,6 +119,29 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.rollout.aero.alpha0 = 1.0
   c.rollout.aero.beta0 = 1.0
 
+  # GRESO: skip before rollout; see ar3po_jax/rollout/strategies/greso.py for each knob.
+  c.rollout.greso = ml_collections.ConfigDict()
+  c.rollout.greso.keep = "mixed"  # "mixed": dynamic sampling as in the paper | "all": GRPO's budget
+  c.rollout.greso.gen_batch_prompts = 0  # candidates per round; 0: batch_prompts
+  c.rollout.greso.max_gen_batches = 4
+  c.rollout.greso.p_init = 0.5  # exploration probability p_e: skip with prob. 1 - p_e ** z
+  c.rollout.greso.p_min = 0.05
+  c.rollout.greso.adapt_step = 0.01
+  c.rollout.greso.target_easy = 0.125  # target fractions of all-right / all-wrong rolled-out groups
+  c.rollout.greso.target_hard = 0.125
+
+  # Knapsack allocation at GRPO's budget (batch_prompts x group_size responses per step).
+  c.rollout.knapsack = ml_collections.ConfigDict()
+  c.rollout.knapsack.min_responses = 2
+  c.rollout.knapsack.max_responses = 24
+  c.rollout.knapsack.info_gain = "p_q2"  # "p_q2": p (1 - p)^2 | "one"
+  c.rollout.knapsack.prior = 0.5  # pseudo-counts of the pass-rate estimate
+
+  # PODS: sample n_sample, train the n_train with the largest reward variance.
+  c.rollout.pods = ml_collections.ConfigDict()
+  c.rollout.pods.n_sample = 16
+  c.rollout.pods.n_train = 8
+
   c.rl = ml_collections.ConfigDict()
   c.rl.steps = 100
   c.rl.lr = 1e-4
@@ -155,4 +184,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if strategy == "dapo":
     c.rl.eps_high = 0.28
     c.rl.beta = 0.0
+  for field, value in overrides.items():
+    section, _, key = field.rpartition(".")
+    node = c
+    for part in section.split("."):
+      node = node[part]
+    node[key] = value
   return c

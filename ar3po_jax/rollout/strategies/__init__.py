@@ -5,6 +5,7 @@ from ar3po_jax.rollout.strategies.aero import Aero
 from ar3po_jax.rollout.strategies.ar3po import Ar3po
 from ar3po_jax.rollout.strategies.dapo import Dapo, overlong_penalty
 from ar3po_jax.rollout.strategies.grpo import Grpo
+from ar3po_jax.rollout.strategies import greso, knapsack, pods  # noqa: F401  (registers greso, knapsack, pods)
 
 
 def make_strategy(rollout_config) -> Strategy:
