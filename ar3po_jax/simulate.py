@@ -24,6 +24,7 @@ from ml_collections import config_flags
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
+from ar3po_jax.rollout import simulated
 from ar3po_jax.rollout.simulated import PromptCycle, SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.rollout.strategies import make_strategy
 
@@ -55,7 +56,7 @@ def closed_forms(rollout_config, strategy: str, p: float) -> dict[str, float]:
     }
   if strategy == "aero":
     return _aero_closed_forms(rollout_config.aero, p)
-  return {}
+  return simulated.closed_forms(rollout_config, strategy, p)  # the strategies added later keep theirs there
 
 
 def _aero_closed_forms(a, p: float) -> dict[str, float]:
