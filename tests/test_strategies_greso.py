@@ -8,7 +8,13 @@ import pytest
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, SimulatedSampler, greso_rolled_fraction, make_prompts
+from ar3po_jax.rollout.simulated import (
+    PromptCycle,
+    ScriptedSampler,
+    SimulatedSampler,
+    greso_rolled_fraction,
+    make_prompts,
+)
 from ar3po_jax.rollout.strategies import make_strategy
 from ar3po_jax.rollout.strategies.greso import Greso, adapt, skip_probability
 from configs.tiny import get_config
@@ -38,6 +44,10 @@ def make(rollout, scripts):
   prompts = make_prompts(len(scripts))
   sampler = ScriptedSampler({p.uid: s for p, s in zip(prompts, scripts)})
   return Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts)), sampler
+
+
+def outcomes(result):
+  return [(g.prompt.uid, g.correct.tolist()) for g in result.groups]
 
 
 def test_pure_rules():
@@ -113,7 +123,8 @@ def test_resume_from_state_dict_is_exact():
   prompts = make_prompts(40)
   rates = {p.uid: r for p, r in zip(prompts, np.random.default_rng(0).uniform(0, 1, 40).tolist())}
   sampler = SimulatedSampler(rates, np.random.default_rng(1), rollout.max_new_tokens)
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts, np.random.default_rng(2)))
+  stream = PromptCycle(prompts, np.random.default_rng(2))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), stream)
   for step in range(6):
     scheduler.rollout(step, np.random.default_rng([3, step]))
   resumed = copy.deepcopy(scheduler)
@@ -123,7 +134,7 @@ def test_resume_from_state_dict_is_exact():
   for step in range(6, 10):
     a = scheduler.rollout(step, np.random.default_rng([3, step]))
     b = resumed.rollout(step, np.random.default_rng([3, step]))
-    assert [(g.prompt.uid, g.correct.tolist()) for g in a.groups] == [(g.prompt.uid, g.correct.tolist()) for g in b.groups]
+    assert outcomes(a) == outcomes(b)
     assert a.metrics["greso/skipped"] == b.metrics["greso/skipped"]
     skipped += a.metrics["greso/skipped"]
   assert skipped > 0  # the history mattered, so the restored one had to carry it
@@ -148,8 +159,10 @@ def test_stationary_rolled_fraction_matches_the_simulated_chain():
   rollout = greso_rollout(batch_prompts=100, group_size=g, keep="mixed", gen_batch_prompts=100, max_gen_batches=1,
                           p_init=p_e, adapt_step=0.0)
   prompts = make_prompts(500)
-  sampler = SimulatedSampler({q.uid: p for q in prompts}, np.random.default_rng(0), rollout.max_new_tokens, "constant:4")
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts, np.random.default_rng(1)))
+  rates = {q.uid: p for q in prompts}
+  sampler = SimulatedSampler(rates, np.random.default_rng(0), rollout.max_new_tokens, "constant:4")
+  stream = PromptCycle(prompts, np.random.default_rng(1))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), stream)
   rng = np.random.default_rng(2)
   rolled = drawn = 0
   for step in range(275):
