@@ -81,6 +81,7 @@ def test_skips_by_history_adapts_and_forces_one_roll_at_grpo_budget():
   m = second.metrics
   assert m["greso/skipped"] == 1 and m["rollout/prompts_drawn"] == 4 and m["greso/skip_frac"] == 0.25
   assert m["greso/gen_batches"] == 2 and m["rollout/responses"] == 12
+  assert {k for k in m if k.startswith("greso/")} == set(Greso.metrics_doc)  # every declared metric, no other
   assert [g.prompt.uid for g in second.groups] == ["sim-1", "sim-2", "sim-0"]
 
   state = strategy.state_dict()

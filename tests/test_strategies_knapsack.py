@@ -76,6 +76,7 @@ def test_first_step_is_grpo_then_estimates_steer_the_budget():
   assert sampler.calls[1] == (["sim-0", "sim-1", "sim-2"], [5, 5, 2])
   m = second.metrics
   assert m["rollout/responses"] == 12 and m["knapsack/min_responses"] == 2 and m["knapsack/max_responses"] == 5
+  assert {k for k in m if k.startswith("knapsack/")} == set(Knapsack.metrics_doc)
   assert [g.size for g in second.groups] == [5, 5, 2] and all(all(g.train_mask) for g in second.groups)
 
   state = strategy.state_dict()

@@ -65,6 +65,7 @@ def test_groups_keep_the_max_variance_rows_by_hand():
   assert m["pods/dropped"] == 4 and m["rollout/responses"] == 12 and m["rollout/train_responses"] == 8
   assert m["pods/kept_reward_std"] == pytest.approx((np.sqrt(3 / 16) + 0) / 2)
   assert m["rollout/frac_zero_adv_groups"] == 0.5
+  assert {k for k in m if k.startswith("pods/")} == set(Pods.metrics_doc)
 
 
 def test_closed_forms_within_two_percent():

@@ -86,7 +86,6 @@ class Knapsack(Strategy):
     self.info_gain = str(k.info_gain)
     self.prior = float(k.prior)
     self._last: dict[str, tuple[int, int]] = {}  # uid -> (correct, sampled) of its latest rollout
-    self._alloc: np.ndarray | None = None
 
   @classmethod
   def max_responses_per_prompt(cls, rollout_config) -> int:
@@ -123,8 +122,7 @@ class Knapsack(Strategy):
     if state.stages_run > 0:
       return np.zeros(len(state.slots), np.int64)
     rates = [self.estimate(s.prompt.uid) for s in state.slots]
-    self._alloc = allocate(rates, self.budget, self.lo, self.hi, self.info_gain)
-    return self._alloc
+    return allocate(rates, self.budget, self.lo, self.hi, self.info_gain)
 
   def form_groups(self, state, buffer, rng):
     rates = [self.estimate(s.prompt.uid) for s in state.slots]
