@@ -62,6 +62,43 @@ def test_classic_traps_are_false(verifier, gold, pred):
   assert verifier([rf"\boxed{{{pred}}}"], [gold])[0] == 0.0
 
 
+def _delta(verifier, texts, golds):
+  before = verifier.metrics()
+  rewards = verifier(texts, golds).tolist()
+  after = verifier.metrics()
+  return rewards, {k.split("/")[1]: after[k] - before[k] for k in after if k != "verify/accuracy"}
+
+
+def test_exact_numbers_are_exact_at_any_magnitude(verifier):
+  # A relative tolerance made all of these equal; exact values must be equal, however large.
+  pairs = [
+      ("2^{200}", "2^{200}+1", 0.0),
+      (r"10^{10^{10}}", r"10^{10^{10}}+1", 0.0),
+      (r"\frac{1}{10^{50}}", r"\frac{1}{10^{50}+1}", 0.0),
+      (r"10^{10^{10}}", r"100^{5\cdot 10^{9}}", 1.0),  # equal spellings of a number too large to expand
+      ("2^{200}", r"2^{200}+\sqrt{2}", 0.0),
+      (r"2^{200}", r"1.60693804425899\times 10^{60}", 1.0),  # a decimal keeps its tolerance
+  ]
+  rewards, delta = _delta(verifier, [rf"\boxed{{{p}}}" for _, p, _ in pairs], [g for g, _, _ in pairs])
+  assert rewards == [expected for *_, expected in pairs]
+  assert delta["undecided"] == delta["timeouts"] == delta["errors"] == 0  # decided, not given up on
+
+
+def test_towers_that_cannot_be_settled_are_counted_undecided(verifier):
+  # Also where a float evaluation would need the tower's exponent: inside a function, against a
+  # decimal, at the sample points of an expression. None of them may run into the time limit.
+  pairs = [
+      (r"9^{9^{9^{9}}}", r"9^{9^{9^{9}}}+1"),
+      (r"9^{9^{9^{9}}}", "3"),
+      ("3", r"\sin(9^{9^{9^{9}}})"),
+      ("3.0", r"9^{9^{9^{9}}}"),
+      ("x", r"x^{9^{9^{9}}}"),
+  ]
+  rewards, delta = _delta(verifier, [rf"\boxed{{{p}}}" for _, p in pairs], [g for g, _ in pairs])
+  assert rewards == [0.0] * len(pairs)
+  assert delta["undecided"] == len(pairs) and delta["timeouts"] == delta["errors"] == 0
+
+
 def test_percent_knob():
   either, fraction, number = (VerifyConfig(percent=m) for m in ("either", "fraction", "number"))
   assert fast_equivalent(r"10\%", "0.1", either) and fast_equivalent(r"10\%", "10", either)
