@@ -297,10 +297,13 @@ def refuse_towers(expr) -> None:
   for node in sympy.preorder_traversal(expr):
     if isinstance(node, sympy.Pow) and not node.exp.free_symbols:
       try:
-        if value(node.exp).terms:
-          raise Undecided("a tower whose exponent is too large to expand", numeric_ok=False)
+        huge = bool(value(node.exp).terms)
       except NotRational:
-        pass
+        huge = False
+      except Undecided:  # an exponent beyond the budget is beyond a float evaluation too
+        huge = True
+      if huge:
+        raise Undecided("a tower whose exponent is too large to expand", numeric_ok=False)
 
 
 def exact_equal(a, b) -> bool | None:
