@@ -15,7 +15,7 @@ import json
 import time
 
 
-def _responses(gold: str, k: int) -> list[str]:
+def _responses(gold: str, k: int, keep: list[int] | None = None) -> list[str]:
   shapes = [
       lambda: f"Some reasoning.\nThus the answer is $\\boxed{{{gold}}}$.",
       lambda: f"Reasoning...\nAnswer: {gold}",
@@ -26,6 +26,7 @@ def _responses(gold: str, k: int) -> list[str]:
       lambda: f"\\boxed{{{gold}}} " + "padding " * 50,
       lambda: "I could not solve it.",
   ]
+  shapes = [shapes[i] for i in keep] if keep else shapes
   return [shapes[i % len(shapes)]() + " " * (i // len(shapes)) for i in range(k)]
 
 
@@ -35,6 +36,7 @@ def main() -> None:
   parser.add_argument("--n", type=int, default=10_000)
   parser.add_argument("--batch", type=int, default=500)
   parser.add_argument("--fallback", default=None)
+  parser.add_argument("--shapes", default="", help="comma-separated indices of the response shapes to use")
   args = parser.parse_args()
 
   from ar3po_jax.rewards import MathVerifier
@@ -44,7 +46,7 @@ def main() -> None:
   per_gold = max(1, args.n // len(golds))
   texts, answers = [], []
   for gold in golds:
-    texts += _responses(gold, per_gold)
+    texts += _responses(gold, per_gold, [int(i) for i in args.shapes.split(",") if i])
     answers += [gold] * per_gold
   texts, answers = texts[: args.n], answers[: args.n]
   start = time.perf_counter()
