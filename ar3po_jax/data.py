@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.types import Prompt
 from ar3po_jax.tokenizer import Tokenizer
 
 

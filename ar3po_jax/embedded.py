@@ -21,7 +21,7 @@ from ar3po_jax import data, evaluation, params_io, warmstart
 from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rewards.exact import ExactVerifier
-from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.types import Prompt
 from ar3po_jax.sampling import SamplingParams
 from ar3po_jax.tasks.arithmetic import ArithmeticTask
 from ar3po_jax.tokenizer import SentencePieceTokenizer, load_or_train

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from ar3po_jax.policy import PolicySampler
-from ar3po_jax.rollout.types import Prompt, Verifier
+from ar3po_jax.types import Prompt, Verifier
 
 
 def greedy_accuracy(sampler: PolicySampler, prompts: Sequence[Prompt], verifier: Verifier, batch_size: int) -> float:

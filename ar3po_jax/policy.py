@@ -1,4 +1,4 @@
-"""The host side of the sampling kernel: the `rollout.types.Sampler` the scheduler calls.
+"""The host side of the sampling kernel: the `types.Sampler` the scheduler calls.
 
 It expands (prompt, count) requests into rows, pads them to a row bucket, launches the jitted kernel
 once per call and cuts the rows back into `Response`s with decoded text.
@@ -18,7 +18,7 @@ import numpy as np
 
 from ar3po_jax import batching, distributed
 from ar3po_jax.models.transformer import Transformer
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 from ar3po_jax.sampling import SamplingParams, sample
 from ar3po_jax.tokenizer import Tokenizer
 

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.types import Prompt
 
 INSTRUCTIONS = {
     "none": "{question}",

@@ -20,7 +20,7 @@ from ar3po_jax import datasets
 from ar3po_jax.models import hf
 from ar3po_jax.models.transformer import Transformer
 from ar3po_jax.prompts import FORMATS, INSTRUCTIONS, Template
-from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.types import Prompt
 
 ARCH_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias", "tie_embeddings")
 

@@ -16,7 +16,7 @@ from ar3po_jax import config_validation
 from ar3po_jax.rewards import MathVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.simulated import PromptCycle
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 from configs import paper, tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@ from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
 from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy
-from ar3po_jax.rollout.types import Response
+from ar3po_jax.types import Response
 from configs.tiny import get_config
 
 # sim-0 leaves after stage 1; sim-1 finds its success in stage 2; sim-2 and sim-3 stay all wrong,

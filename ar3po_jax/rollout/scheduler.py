@@ -56,7 +56,7 @@ import numpy as np
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.strategies import StepState, Strategy, is_correct
 from ar3po_jax.rollout.strategies.base import rewards_all_equal
-from ar3po_jax.rollout.types import Group, Prompt, RolloutResult, Sampler, Verifier
+from ar3po_jax.types import Group, Prompt, RolloutResult, Sampler, Verifier
 
 PromptSource = Callable[[int], Sequence[Prompt]]
 

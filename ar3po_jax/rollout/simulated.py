@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 
 LengthSampler = Callable[[np.random.Generator, int], np.ndarray]
 

@@ -35,7 +35,7 @@ from ar3po_jax.rollout.strategies.base import (
     require,
     rewards_all_equal,
 )
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 @register

@@ -18,7 +18,7 @@ import numpy as np
 
 from ar3po_jax.rollout.buffer import PICK_MODES
 from ar3po_jax.rollout.strategies.base import StepState, Strategy, counts_for, register, require
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 REUSE_MODES = ("recompute", "stop_gradient")
 

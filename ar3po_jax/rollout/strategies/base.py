@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ar3po_jax.rollout.buffer import ReplayBuffer
-from ar3po_jax.rollout.types import Group, Prompt, Response
+from ar3po_jax.types import Group, Prompt, Response
 
 
 def is_correct(response: Response) -> bool:

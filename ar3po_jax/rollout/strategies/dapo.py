@@ -29,7 +29,7 @@ from ar3po_jax.rollout.strategies.base import (
     register,
     require,
 )
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 def overlong_penalty(length: int, max_len: int, cache_len: int, penalty: float) -> float:
