@@ -17,7 +17,7 @@ METRICS = (
     "rollout/prompts", "rollout/train_responses", "rollout/masked_responses", "rollout/reused",
     "rollout/frac_zero_adv_groups_before_reuse", "rollout/frac_zero_adv_groups",
     "rollout/frac_all_wrong_before_reuse", "rollout/frac_all_wrong", "rollout/reward_mean", "rollout/empty",
-    "buffer/size", "buffer/staleness", "dapo/gen_batches", "dapo/cap_hit", "aero/rejected", "aero/rescued",
+    "buffer/size", "buffer/staleness", "rollout/response_len_mean", "rollout/response_len_max",
     "time/sample_s", "time/verify_s",
 )
 
@@ -56,6 +56,12 @@ def test_every_metric_is_reported_and_json_able(name):
   scheduler, verifier = simulated_scheduler(name)
   result = scheduler.rollout(0, np.random.default_rng(0))
   assert set(METRICS) <= set(result.metrics)
+  # Only the running strategy's own metrics, each declared one every step (no zeros for the others').
+  own = {k for k in result.metrics if k.split("/")[0] in STRATEGIES}
+  assert own == set(STRATEGIES[name].metrics_doc)
+  from ar3po_jax import metrics as metrics_lib
+
+  assert all(metrics_lib.documentation(k, STRATEGIES[name].metrics_doc) for k in result.metrics), "undocumented metric"
   json.dumps(result.metrics)
   m = result.metrics
   assert len(verifier.calls) == m["rollout/stages"]  # one verifier call per stage

@@ -62,7 +62,7 @@ def test_aero_responses_and_rejections():
 def test_dapo_kept_fraction_and_generation_batches():
   row = simulate(get_config("dapo"), "dapo", "constant:0.3", N, 1, seed=0)
   kept = 1 - 0.3**8 - 0.7**8
-  within(row["dapo_frac_kept"], kept)
+  within(row["dapo_kept_prompts_per_drawn"], kept)
   assert row["dapo_gen_batches_per_step"] == 2  # ceil(1 / 0.94) batches of N fill N
   assert row["responses_per_prompt"] == 8 and row["responses_per_kept_prompt"] == 16
 

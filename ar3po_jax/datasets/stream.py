@@ -1,4 +1,5 @@
-"""Prompts for the scheduler: tokenized problems and a resumable, shuffled stream over them."""
+"""The scheduler's prompt source: a resumable stream over a fixed list of prompts, in shuffled epochs
+(or in file order). Prompts themselves are built by `datasets.prompts.Template`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,6 @@ from typing import Sequence
 import numpy as np
 
 from ar3po_jax.types import Prompt
-from ar3po_jax.tokenizer import Tokenizer
-
-
-def to_prompt(uid: str, question: str, answer: str, tokenizer: Tokenizer) -> Prompt:
-  bos = [tokenizer.bos_id] if tokenizer.bos_id >= 0 else []  # Qwen's tokenizers have no BOS
-  ids = np.asarray(bos + tokenizer.encode(question), np.int32)
-  return Prompt(uid=uid, token_ids=ids, answer=answer, text=question)
 
 
 class IndexStream:
