@@ -17,7 +17,6 @@ this module runs as the program, so importing it next to `simulate` or `eval` de
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags

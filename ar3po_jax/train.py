@@ -90,11 +90,14 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   if jax.process_count() > 1:  # a verifier time limit can fire on one host only: process 0's rewards count
     verifier = distributed.LeaderVerifier(verifier)
   buffer = ReplayBuffer(rollout_cfg.buffer.per_prompt, rollout_cfg.buffer.total)
-  scheduler = Scheduler(make_strategy(rollout_cfg), sampler, verifier, buffer, PromptStream(setup.train_prompts, config.seed))
+  prompts = PromptStream(setup.train_prompts, config.seed)
+  scheduler = Scheduler(make_strategy(rollout_cfg), sampler, verifier, buffer, prompts)
   host_rng = np.random.default_rng([config.seed, 3])
   counters = metrics_lib.RunCounters()
   # What the checkpoint saves besides the TrainState, by name.
-  host_parts = {"sampler": sampler, "scheduler": scheduler, "counters": counters, "host_rng": checkpoint.GeneratorState(host_rng)}
+  host_parts = {
+      "sampler": sampler, "scheduler": scheduler, "counters": counters, "host_rng": checkpoint.GeneratorState(host_rng),
+  }
   if restored:
     checkpoint.load_host_state(restored.host_state, host_parts)
 
@@ -104,7 +107,9 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp)
   max_rows = max_rows_per_step(rollout_cfg)
   logged = checkpoint.rewind_metrics(workdir, start_step) if restored else []
-  writer = metrics_lib.MetricsWriter(workdir, config.log.tensorboard, active=jax.process_index() == 0, append=bool(restored))
+  writer = metrics_lib.MetricsWriter(
+      workdir, config.log.tensorboard, active=jax.process_index() == 0, append=bool(restored)
+  )
   writer.history.extend(logged)
   eval_prompts = setup.eval_prompts[: config.eval.num_prompts]
   text_samples = config.eval.get("text_samples", 4)
@@ -130,7 +135,9 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   # The loop.
   # ---------------------------------------------------------------------------------------------
   start = time.time()
-  bar = tqdm.trange(start_step, rl.steps, desc=f"RL ({rollout_cfg.strategy})", disable=not config.log.progress, dynamic_ncols=True)
+  bar = tqdm.trange(
+      start_step, rl.steps, desc=f"RL ({rollout_cfg.strategy})", disable=not config.log.progress, dynamic_ncols=True
+  )
   for step in bar:
     step_start = time.time()
 
@@ -180,11 +187,15 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     writer.write(step + 1, step_metrics)
     bar.set_postfix(metrics_lib.live_postfix(step_metrics), refresh=False)
     if "eval/accuracy" in step_metrics:
-      bar.write(f"step {step + 1}: eval/accuracy {step_metrics['eval/accuracy']:.3f}  cumulative responses {counters.cum_responses:,}")
+      bar.write(
+          f"step {step + 1}: eval/accuracy {step_metrics['eval/accuracy']:.3f}  "
+          f"cumulative responses {counters.cum_responses:,}"
+      )
     if checkpointer:
       checkpointer.save(step + 1, state, checkpoint.host_state(host_parts, identity), force=last or preemption.set)
     if preemption.set:
-      log(f"SIGTERM: stopping after step {step + 1}" + (", checkpoint saved" if checkpointer else ", checkpoints are off"))
+      saved = ", checkpoint saved" if checkpointer else ", checkpoints are off"
+      log(f"SIGTERM: stopping after step {step + 1}{saved}")
       break
   bar.close()
 
@@ -216,7 +227,8 @@ def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl
 
   def logprobs(weights):
     return distributed.to_host(
-        score(weights, tokens, mask, model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature, batch_sharding=batch_sharding)
+        score(weights, tokens, mask, model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature,
+              batch_sharding=batch_sharding)
     )
 
   if recompute.any():

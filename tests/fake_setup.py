@@ -42,8 +42,10 @@ class FirstCharVerifier:
     return np.asarray([1.0 if t[:1] in ("0", "2", "4", "6", "8", "a") else 0.0 for t in texts], np.float32)
 
 
-MODEL = ModelConfig(vocab_size=CharTokenizer.vocab_size, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64,
-                    qkv_bias=True, tie_embeddings=True)
+MODEL = ModelConfig(
+    vocab_size=CharTokenizer.vocab_size, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=16, d_ff=64,
+    qkv_bias=True, tie_embeddings=True,
+)
 
 
 def parts(seed: int = 0):
@@ -56,7 +58,8 @@ def parts(seed: int = 0):
   def prompt(uid):
     a, b = rng.integers(0, 50, 2)
     text = f"{a}+{b}="
-    return Prompt(uid=uid, token_ids=np.asarray([tokenizer.bos_id] + tokenizer.encode(text), np.int32), answer=str(a + b), text=text)
+    ids = np.asarray([tokenizer.bos_id] + tokenizer.encode(text), np.int32)
+    return Prompt(uid=uid, token_ids=ids, answer=str(a + b), text=text)
 
   train = [prompt(f"train/{i}") for i in range(12)]
   evals = [prompt(f"eval/{i}") for i in range(8)]

@@ -10,7 +10,8 @@ import pytest
 
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.rollout.simulated import PromptCycle, SimulatedSampler, make_prompts, pass_rates
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.simulate import simulate
 from configs.tiny import get_config
 
@@ -73,7 +74,7 @@ def test_dapo_expected_generation_batches_per_step():
   rollout.batch_prompts = rollout.dapo.gen_batch_prompts = 1
   prompts = make_prompts(100)
   sampler = SimulatedSampler({p.uid: 0.1 for p in prompts}, np.random.default_rng(0), rollout.max_new_tokens)
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   rng = np.random.default_rng(1)
   batches = []
   with pytest.warns(RuntimeWarning):  # a few steps hit the cap

@@ -46,13 +46,14 @@ class IndexStream:
 
 
 class PromptStream:
-  """The scheduler's prompt source: `stream(n)` returns the next n prompts of shuffled epochs."""
+  """The scheduler's prompt source (training, the simulator, tests): `stream(n)` returns the next n
+  prompts of shuffled epochs, or of the list in order, again and again, with seed=None."""
 
-  def __init__(self, prompts: Sequence[Prompt], seed: int):
+  def __init__(self, prompts: Sequence[Prompt], seed: int | None = None):
     if not prompts:
       raise ValueError("PromptStream needs at least one prompt")
     self.prompts = list(prompts)
-    self._indices = IndexStream(len(self.prompts), seed)
+    self._indices = IndexStream(len(self.prompts), 0 if seed is None else seed, shuffle=seed is not None)
 
   def __call__(self, n: int) -> list[Prompt]:
     return [self.prompts[i] for i in self._indices.next(n)]

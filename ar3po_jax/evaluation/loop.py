@@ -40,8 +40,8 @@ def sample_and_verify(
       texts += chunk_texts
   shape = (len(prompts), samples)
   if not rows:
-    return {"rewards": np.zeros(shape, np.float32), "lengths": np.zeros(shape, np.int32), "truncated": np.zeros(shape, bool),
-            **({"texts": [[] for _ in prompts]} if keep_texts else {})}
+    empty = {"rewards": np.zeros(shape, np.float32), "lengths": np.zeros(shape, np.int32), "truncated": np.zeros(shape, bool)}
+    return {**empty, "texts": [[] for _ in prompts]} if keep_texts else empty
   out = {
       "rewards": np.concatenate(rewards).astype(np.float32).reshape(shape),
       "lengths": np.concatenate(lengths).astype(np.int32).reshape(shape),
@@ -65,6 +65,8 @@ def greedy_accuracy(sampler, prompts: Sequence[Prompt], verifier: Verifier, batc
   return float(np.mean(out["rewards"].reshape(-1)))
 
 
-def pass_rates(sampler, prompts: Sequence[Prompt], verifier: Verifier, samples: int, batch_rows: int = 512) -> np.ndarray:
+def pass_rates(
+    sampler, prompts: Sequence[Prompt], verifier: Verifier, samples: int, batch_rows: int = 512
+) -> np.ndarray:
   """Per-prompt fraction of `samples` responses (at the sampler's temperature) that are correct."""
   return sample_and_verify(sampler, prompts, verifier, samples, batch_rows)["rewards"].mean(axis=1)

@@ -20,7 +20,8 @@ import numpy as np
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, SimulatedSampler, make_prompts, pass_rates
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.rollout.strategies import make_strategy
 
 
@@ -45,7 +46,7 @@ def simulate(config, strategy: str, pass_rate: str, num_prompts: int, steps: int
       sampler,
       ExactVerifier(),
       ReplayBuffer(rollout.buffer.per_prompt, rollout.buffer.total),
-      PromptCycle(prompts, np.random.default_rng([seed, 2])),
+      PromptStream(prompts, seed + 2),
   )
   strategy_metrics = sorted(scheduler.strategy.metrics_doc)
   rng = np.random.default_rng([seed, 3])

@@ -34,4 +34,6 @@ def load_tokenizer(path: str, **special):
   return SentencePieceTokenizer.load(path)
 
 
-__all__ = ["HFTokenizer", "SentencePieceTokenizer", "Tokenizer", "load_or_train", "load_tokenizer", "train_sentencepiece"]
+__all__ = [
+    "HFTokenizer", "SentencePieceTokenizer", "Tokenizer", "load_or_train", "load_tokenizer", "train_sentencepiece",
+]
