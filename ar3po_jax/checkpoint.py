@@ -40,8 +40,11 @@ PREEMPTED_EXIT_CODE = 143
 COMMIT_MARKER = "commit_success.txt"
 
 # Config fields that may change between a run and its resume: they change how long it runs, what is
-# logged, how often it is evaluated or saved, and where arrays live, not what a step computes.
-RESUMABLE_CHANGES = ("rl.steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.", "model.export_every")
+# logged, how often it is evaluated or saved, and where arrays live, not what a step computes. (The
+# strategy presets only fill other fields, which are compared themselves.)
+RESUMABLE_CHANGES = (
+    "rl.steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.", "model.export_every", "presets.",
+)
 
 
 class ResumeError(RuntimeError):
