@@ -51,7 +51,8 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   t = config.task
   task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights), t.get("teacher_slip", 0.0))
   cache_dir = config.get("cache_dir") or os.path.join(workdir, "cache")
-  task_fields = {k: v for k, v in t.to_dict().items() if k != "rl_prompts"}  # RL's pool: not the tokenizer's
+  # RL's pool is not the tokenizer's, and where real data lies does not concern this task: neither keys the cache.
+  task_fields = {k: v for k, v in t.to_dict().items() if k not in ("rl_prompts", "data_root")}
   tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(task_fields, config.tokenizer.vocab_size)}.model")
   tokenizer = load_or_train(tok_path, task.corpus, config.tokenizer.vocab_size)
   model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
