@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 def round_up(n: int, multiple: int) -> int:

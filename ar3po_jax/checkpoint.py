@@ -3,8 +3,9 @@
 A checkpoint at step s holds the state after s RL steps, in three orbax items of one step folder:
   state    the TrainState (params, optimizer state, step counters), sharded arrays;
   arrays   the numpy arrays of the host state (replay buffer contents, AERO counts), one .npz;
-  host     the rest of the host state as JSON: sampler and host RNG states, the prompt stream's
-           position, counters, the tokenizer reference and the config fingerprint.
+  host     the rest of the host state as JSON, by part name (`host_state`): "sampler" (its RNG),
+           "scheduler" (prompt stream position, buffer, strategy), "counters", "host_rng", and the
+           run identity (config fingerprint and tokenizer reference).
 Saves are asynchronous (the arrays are copied off the device before `save` returns, so the next
 update may donate them) and the newest `keep` checkpoints are kept.
 
@@ -29,7 +30,7 @@ import shutil
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 
 import jax
 import numpy as np
@@ -39,8 +40,11 @@ PREEMPTED_EXIT_CODE = 143
 COMMIT_MARKER = "commit_success.txt"
 
 # Config fields that may change between a run and its resume: they change how long it runs, what is
-# logged, how often it is evaluated or saved, and where arrays live, not what a step computes.
-RESUMABLE_CHANGES = ("rl.steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.", "model.export_every")
+# logged, how often it is evaluated or saved, and where arrays live, not what a step computes. (The
+# strategy presets only fill other fields, which are compared themselves.)
+RESUMABLE_CHANGES = (
+    "rl.steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.", "model.export_every", "presets.",
+)
 
 
 class ResumeError(RuntimeError):
@@ -269,31 +273,44 @@ def from_config(config, workdir: str) -> Checkpointer | None:
   return Checkpointer(os.path.join(workdir, "checkpoints"), c.every, c.keep, c.get("async_save", True))
 
 
-# --- Host state: everything random or cumulative outside the TrainState.
+# --- Host state: everything random or cumulative outside the TrainState, saved part by part by name.
 
 
-def host_state(sampler, host_rng: np.random.Generator, scheduler, counters: dict, identity: dict) -> dict:
-  key = sampler.rng
-  return {
-      "sampler_key": {"impl": str(jax.random.key_impl(key)), "data": np.asarray(jax.random.key_data(key)).tolist()},
-      "host_rng": host_rng.bit_generator.state,
-      "prompts": scheduler.prompt_source.state_dict(),
-      "buffer": scheduler.buffer.state_dict(),
-      "strategy": scheduler.strategy.state_dict(),
-      "counters": counters,
-      "identity": identity,
-  }
+class Stateful(Protocol):
+  """What the checkpoint saves of a host-side part: plain numpy arrays, lists, numbers and strings."""
+
+  def state_dict(self) -> dict[str, Any]: ...
+
+  def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def load_host_state(state: dict, sampler, host_rng: np.random.Generator, scheduler) -> dict:
-  """Puts the host state back in place; returns the counters."""
-  key = state["sampler_key"]
-  sampler.rng = jax.random.wrap_key_data(np.asarray(key["data"], np.uint32), impl=key["impl"])
-  host_rng.bit_generator.state = state["host_rng"]
-  scheduler.prompt_source.load_state_dict(state["prompts"])
-  scheduler.buffer.load_state_dict(state["buffer"])
-  scheduler.strategy.load_state_dict(state["strategy"])
-  return state["counters"]
+class GeneratorState:
+  """A numpy Generator as a `Stateful` part (its bit generator's state)."""
+
+  def __init__(self, rng: np.random.Generator):
+    self.rng = rng
+
+  def state_dict(self) -> dict[str, Any]:
+    return self.rng.bit_generator.state
+
+  def load_state_dict(self, state: dict[str, Any]) -> None:
+    self.rng.bit_generator.state = state
+
+
+def host_state(parts: Mapping[str, Stateful], identity: dict) -> dict:
+  """{name: part.state_dict()} for every part, and the run's identity."""
+  if "identity" in parts:
+    raise ValueError("'identity' is reserved for the run identity")
+  return {**{name: part.state_dict() for name, part in parts.items()}, "identity": identity}
+
+
+def load_host_state(state: dict, parts: Mapping[str, Stateful]) -> None:
+  """Puts each part's saved state back; a part the checkpoint lacks is named."""
+  missing = [name for name in parts if name not in state]
+  if missing:
+    raise ResumeError(f"the checkpoint's host state has no {missing} (saved parts: {sorted(state)})")
+  for name, part in parts.items():
+    part.load_state_dict(state[name])
 
 
 def rewind_metrics(workdir: str, step: int) -> list[dict]:

@@ -6,15 +6,42 @@ Unknown keys are refused earlier, by ml_collections itself: configs are locked, 
 
 from __future__ import annotations
 
-import os
+import copy
 
 from ar3po_jax import losses
-
-STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
+from ar3po_jax.rollout.strategies import REGISTRY as STRATEGIES
 
 
 class ConfigError(ValueError):
   pass
+
+
+def _leaves(section, prefix=()):
+  for key, value in section.items():
+    if hasattr(value, "items"):
+      yield from _leaves(value, prefix + (key,))
+    else:
+      yield prefix + (key,), value
+
+
+def resolve(config):
+  """Fills the fields left None ("the strategy's preset") from `config.presets.<rollout.strategy>`, else
+  `config.presets.default` (configs/common.py), after the flags; fields already set are kept. Returns
+  the config (changed in place)."""
+  presets = config.get("presets")
+  if presets is None:
+    return config
+  strategy = config.rollout.strategy
+  chosen = dict(_leaves(presets.get("default", {})))
+  if strategy in presets and strategy != "default":
+    chosen.update(_leaves(presets[strategy]))
+  for path, value in chosen.items():
+    node = config
+    for key in path[:-1]:
+      node = node[key]
+    if node[path[-1]] is None:
+      node[path[-1]] = value
+  return config
 
 
 def problems(config) -> list[str]:
@@ -25,24 +52,19 @@ def problems(config) -> list[str]:
     if not ok:
       out.append(message)
 
+  if "presets" in config:  # the values the run will use: its strategy's presets filled in
+    config = resolve(copy.deepcopy(config))
   r, rl = config.rollout, config.rl
-  need(r.strategy in STRATEGIES, f"rollout.strategy must be one of {STRATEGIES}, got {r.strategy!r}")
+  need(r.strategy in STRATEGIES, f"rollout.strategy must be one of {sorted(STRATEGIES)}, got {r.strategy!r}")
+  if r.strategy in STRATEGIES:  # the running strategy checks the fields it reads
+    out.extend(STRATEGIES[r.strategy].config_problems(config))
   need(r.batch_prompts >= 1, f"rollout.batch_prompts must be >= 1, got {r.batch_prompts}")
   need(r.group_size >= 1, f"rollout.group_size must be >= 1, got {r.group_size}")
   need(r.max_new_tokens >= 1, f"rollout.max_new_tokens must be >= 1, got {r.max_new_tokens}")
   need(r.temperature >= 0, f"rollout.temperature must be >= 0 (0 is greedy), got {r.temperature}")
   need(0 < r.top_p <= 1, f"rollout.top_p must be in (0, 1], got {r.top_p}")
   need(r.top_k >= 0, f"rollout.top_k must be >= 0 (0 is off), got {r.top_k}")
-  need(r.ar3po.stages >= 1 and r.ar3po.k >= 1, f"rollout.ar3po needs stages >= 1 and k >= 1 (k*S >= 1), got stages={r.ar3po.stages} k={r.ar3po.k}")
-  need(r.ar3po.reuse_mode in ("recompute", "stop_gradient"), f"rollout.ar3po.reuse_mode must be 'recompute' or 'stop_gradient', got {r.ar3po.reuse_mode!r}")
-  need(r.ar3po.reuse_pick in ("newest", "random"), f"rollout.ar3po.reuse_pick must be 'newest' or 'random', got {r.ar3po.reuse_pick!r}")
   need(r.buffer.per_prompt >= 1 and r.buffer.total >= 1, f"rollout.buffer.per_prompt and total must be >= 1, got {r.buffer.per_prompt}, {r.buffer.total}")
-  need(r.dapo.gen_batch_prompts >= 1, f"rollout.dapo.gen_batch_prompts must be >= 1, got {r.dapo.gen_batch_prompts}")
-  need(r.dapo.max_gen_batches >= 1, f"rollout.dapo.max_gen_batches must be >= 1, got {r.dapo.max_gen_batches}")
-  need(0 <= r.dapo.overlong_buffer < r.max_new_tokens, f"rollout.dapo.overlong_buffer must be in [0, max_new_tokens={r.max_new_tokens}), got {r.dapo.overlong_buffer}")
-  need(r.aero.n_explore >= 1 and r.aero.budget >= r.aero.n_explore, f"rollout.aero needs 1 <= n_explore <= budget, got n_explore={r.aero.n_explore} budget={r.aero.budget}")
-  need(r.aero.n_extra >= 1, f"rollout.aero.n_extra must be >= 1, got {r.aero.n_extra}")
-  need(r.aero.alpha0 > 0 and r.aero.beta0 > 0, f"rollout.aero.alpha0 and beta0 must be > 0, got {r.aero.alpha0}, {r.aero.beta0}")
   need(rl.steps >= 0, f"rl.steps must be >= 0, got {rl.steps}")
   need(rl.lr > 0, f"rl.lr must be > 0, got {rl.lr}")
   need(rl.eps_low >= 0 and rl.eps_high >= 0, f"rl.eps_low and rl.eps_high must be >= 0, got {rl.eps_low}, {rl.eps_high}")
@@ -59,21 +81,9 @@ def problems(config) -> list[str]:
          f"checkpoint.every and checkpoint.keep must be >= 1, got {config.checkpoint.every}, {config.checkpoint.keep}")
   need(config.eval.every >= 0 and config.eval.num_prompts >= 1 and config.eval.batch_size >= 1,
        f"eval.every >= 0, eval.num_prompts >= 1 and eval.batch_size >= 1 required, got {config.eval.every}, {config.eval.num_prompts}, {config.eval.batch_size}")
-  if config.task.name == "arithmetic":
-    need(config.warmstart.steps >= 0 and config.warmstart.batch_size >= 1, "warmstart.steps >= 0 and warmstart.batch_size >= 1 required")
-    need(config.task.num_eval >= config.eval.num_prompts, f"task.num_eval ({config.task.num_eval}) must be >= eval.num_prompts ({config.eval.num_prompts})")
-    need(config.task.num_train >= 1, f"task.num_train must be >= 1, got {config.task.num_train}")
-    need(config.task.rl_prompts >= 0, f"task.rl_prompts must be >= 0 (0: every training problem), got {config.task.rl_prompts}")
-    need(len(tuple(config.task.level_weights)) == 5, f"task.level_weights must have 5 entries, got {tuple(config.task.level_weights)}")
-    slip = config.task.get("teacher_slip", 0.0)
-    need(0.0 <= slip <= 1.0, f"task.teacher_slip must lie in [0, 1], got {slip}")
-  else:
-    from ar3po_jax import real
+  from ar3po_jax import tasks  # the task checks its own section (and its files)
 
-    out.extend(real.problems(config))
-    # The embedded run trains its tokenizer at tokenizer.path when the file is absent; here it must exist.
-    if config.tokenizer.get("path") and not os.path.exists(config.tokenizer.path):
-      out.append(f"tokenizer.path {config.tokenizer.path!r} does not exist")
+  out.extend(tasks.config_problems(config))
   return out
 
 

@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from ar3po_jax import checkpoint
-from ar3po_jax.data import PromptStream
+from ar3po_jax import checkpoint, metrics
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts
 from ar3po_jax.rewards import ExactVerifier
@@ -173,6 +173,12 @@ class _KeyedSampler:
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
     return SimulatedSampler(self.rates, np.random.default_rng(seed), 16, "uniform:1,20")(prompts, counts, step)
 
+  def state_dict(self):  # the same state protocol as PolicySampler
+    return {"impl": str(jax.random.key_impl(self.rng)), "data": np.asarray(jax.random.key_data(self.rng)).tolist()}
+
+  def load_state_dict(self, state):
+    self.rng = jax.random.wrap_key_data(np.asarray(state["data"], np.uint32), impl=state["impl"])
+
 
 def _scheduler(strategy):
   rollout = tiny.get_config(strategy).rollout
@@ -193,8 +199,10 @@ def _metrics(scheduler, rng, steps):
 def test_host_state_resumes_the_same_rollouts(tmp_path, strategy):
   scheduler, rng = _scheduler(strategy), np.random.default_rng(1)
   _metrics(scheduler, rng, range(3))
-  counters = {"cum_responses": 5, "compiled_shapes": [[8, 64]]}
-  host = checkpoint.host_state(scheduler.sampler, rng, scheduler, counters, {"config": {}, "tokenizer": {"sha256": ""}})
+  counters = metrics.RunCounters(5, 70, {(8, 64)})
+  parts = {"sampler": scheduler.sampler, "scheduler": scheduler, "counters": counters, "host_rng": checkpoint.GeneratorState(rng)}
+  host = checkpoint.host_state(parts, {"config": {}, "tokenizer": {"sha256": ""}})
+  assert set(host) == {"sampler", "scheduler", "counters", "host_rng", "identity"}  # saved by name
   ckpt = checkpoint.Checkpointer(str(tmp_path))
   ckpt.save(3, _state(), host, force=True)
   ckpt.close()
@@ -203,8 +211,16 @@ def test_host_state_resumes_the_same_rollouts(tmp_path, strategy):
 
   fresh, fresh_rng = _scheduler(strategy), np.random.default_rng(99)
   restored = checkpoint.Checkpointer(str(tmp_path)).restore_latest(_state(), log=print)
-  assert checkpoint.load_host_state(restored.host_state, fresh.sampler, fresh_rng, fresh) == counters
+  fresh_counters = metrics.RunCounters()
+  fresh_parts = {"sampler": fresh.sampler, "scheduler": fresh, "counters": fresh_counters, "host_rng": checkpoint.GeneratorState(fresh_rng)}
+  checkpoint.load_host_state(restored.host_state, fresh_parts)
+  assert fresh_counters == counters
   assert json.dumps(_metrics(fresh, fresh_rng, range(3, 7)), sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+def test_a_missing_host_part_is_named(tmp_path):
+  with pytest.raises(checkpoint.ResumeError, match="counters"):
+    checkpoint.load_host_state({"sampler": {}}, {"counters": metrics.RunCounters()})
 
 
 def test_rewind_metrics_drops_later_steps_and_a_cut_line(tmp_path):

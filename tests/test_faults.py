@@ -15,8 +15,8 @@ import pytest
 from ar3po_jax import config_validation
 from ar3po_jax.rewards import MathVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.rollout.simulated import PromptCycle
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.types import Prompt, Response
 from configs import paper, tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +55,7 @@ def test_a_verifier_worker_killed_mid_batch_scores_zero_is_counted_and_replaced(
   texts = {"bomb": [BOMB, r"\boxed{3}"], "root": [r"\boxed{\sqrt{2}}", r"\boxed{\sqrt{2}}"]}
   with MathVerifier(timeout_s=20.0, num_workers=1) as verifier:
     assert verifier([r"\boxed{\sqrt{2}}"], [r"\sqrt 2"])[0] == 1.0  # starts the worker, outside the timed step
-    scheduler = Scheduler(make_strategy(rollout), FixedTexts(texts), verifier, ReplayBuffer(), PromptCycle(prompts))
+    scheduler = Scheduler(make_strategy(rollout), FixedTexts(texts), verifier, ReplayBuffer(), PromptStream(prompts))
     killed = []
     killer = threading.Thread(target=_kill_the_worker_holding, args=(verifier, 0, killed))  # task 0: the bomb
     killer.start()

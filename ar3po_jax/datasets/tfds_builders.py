@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ar3po_jax.data import IndexStream  # noqa: F401  (re-exported: the stream over built data sets)
+from ar3po_jax.datasets.stream import IndexStream  # noqa: F401  (re-exported: the stream over built data sets)
 import tensorflow_datasets as tfds
 
 from ar3po_jax.datasets import loaders

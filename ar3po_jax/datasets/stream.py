@@ -1,4 +1,5 @@
-"""Prompts for the scheduler: tokenized problems and a resumable, shuffled stream over them."""
+"""The scheduler's prompt source: a resumable stream over a fixed list of prompts, in shuffled epochs
+(or in file order). Prompts themselves are built by `datasets.prompts.Template`."""
 
 from __future__ import annotations
 
@@ -6,14 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Prompt
-from ar3po_jax.tokenizer import Tokenizer
-
-
-def to_prompt(uid: str, question: str, answer: str, tokenizer: Tokenizer) -> Prompt:
-  bos = [tokenizer.bos_id] if tokenizer.bos_id >= 0 else []  # Qwen's tokenizers have no BOS
-  ids = np.asarray(bos + tokenizer.encode(question), np.int32)
-  return Prompt(uid=uid, token_ids=ids, answer=answer, text=question)
+from ar3po_jax.types import Prompt
 
 
 class IndexStream:
@@ -52,13 +46,14 @@ class IndexStream:
 
 
 class PromptStream:
-  """The scheduler's prompt source: `stream(n)` returns the next n prompts of shuffled epochs."""
+  """The scheduler's prompt source (training, the simulator, tests): `stream(n)` returns the next n
+  prompts of shuffled epochs, or of the list in order, again and again, with seed=None."""
 
-  def __init__(self, prompts: Sequence[Prompt], seed: int):
+  def __init__(self, prompts: Sequence[Prompt], seed: int | None = None):
     if not prompts:
       raise ValueError("PromptStream needs at least one prompt")
     self.prompts = list(prompts)
-    self._indices = IndexStream(len(self.prompts), seed)
+    self._indices = IndexStream(len(self.prompts), 0 if seed is None else seed, shuffle=seed is not None)
 
   def __call__(self, n: int) -> list[Prompt]:
     return [self.prompts[i] for i in self._indices.next(n)]
