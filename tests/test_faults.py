@@ -107,3 +107,85 @@ def test_impossible_checkpoint_settings_are_named(field, value):
   c.checkpoint[field] = value
   with pytest.raises(config_validation.ConfigError, match="checkpoint.every and checkpoint.keep must be >= 1"):
     config_validation.validate(c)
+
+
+# --- Config values that passed validation and then corrupted or crashed the run.
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("lr", float("inf"), "rl.lr must be finite and > 0, got inf"),
+        ("lr", float("nan"), "rl.lr must be finite and > 0, got nan"),
+        ("grad_clip", float("nan"), "rl.grad_clip must be finite and >= 0 (0 is off), got nan"),
+        ("grad_clip", -1.0, "rl.grad_clip must be finite and >= 0 (0 is off), got -1.0"),
+        ("weight_decay", float("inf"), "rl.weight_decay must be finite and >= 0, got inf"),
+    ],
+)
+def test_non_finite_optimizer_settings_are_named(field, value, message):
+  c = tiny.get_config("grpo")
+  c.rl[field] = value
+  assert message in config_validation.problems(c)
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("d_model", 0, "model.d_model must be >= 1, got 0"),
+        ("n_layers", -2, "model.n_layers must be an integer >= 1, got -2"),
+        ("n_kv_heads", 3, "model.n_heads (4) must be a multiple of model.n_kv_heads (3)"),
+        ("head_dim", 33, "model.head_dim must be even for rotary embeddings, got 33"),
+        ("dtype", "float8", "model.dtype must be one of ('float32', 'bfloat16', 'float16'), got 'float8'"),
+        ("rope_theta", float("nan"), "model.rope_theta must be finite and > 0, got nan"),
+        ("norm_eps", 0.0, "model.norm_eps must be finite and > 0, got 0.0"),
+    ],
+)
+def test_model_fields_are_checked_before_the_model_is_built(field, value, message):
+  c = tiny.get_config("ar3po")
+  c.model[field] = value
+  assert message in config_validation.problems(c)
+
+
+def test_a_checkpoint_run_checks_only_the_model_fields_it_sets():
+  c = paper.get_config("grpo,qwen25_math_1p5b")
+  c.model.checkpoint = "/nowhere"
+  c.model.d_model, c.model.n_heads, c.model.n_kv_heads = 0, 0, 0  # 0: taken from the checkpoint
+  assert not [p for p in config_validation.problems(c) if p.startswith("model.") and "checkpoint" not in p]
+  c.model.n_heads, c.model.n_kv_heads = 12, 5
+  assert "model.n_heads (12) must be a multiple of model.n_kv_heads (5)" in config_validation.problems(c)
+
+
+def test_max_skipped_steps_must_be_a_count():
+  c = tiny.get_config("grpo")
+  c.rl.max_skipped_steps = -1
+  assert "rl.max_skipped_steps must be an integer >= 0 (0 is off), got -1" in config_validation.problems(c)
+
+
+def test_an_impossible_batch_is_refused_with_the_memory_it_needs():
+  c = tiny.get_config("grpo")
+  gib = 2**30
+  # The default fits in a fraction of a GiB; 1e8 prompts (8e8 responses of 40 tokens) cannot.
+  assert config_validation.memory_problems(c, 32 * 8, 1, None, 16 * gib) == []
+  c.rollout.batch_prompts = 10**8
+  (problem,) = config_validation.memory_problems(c, 8 * 10**8, 1, None, 16 * gib)
+  # 2 x 8e8 rows x 40 tokens x 128 vocab x 4 bytes of logits + 8e8 x 40 x 9 bytes of responses.
+  need = 2 * 8 * 10**8 * 40 * 128 * 4 + 8 * 10**8 * 40 * 9
+  assert problem.startswith("rollout.batch_prompts=100000000 (800,000,000 responses a step) x rollout.max_new_tokens=40")
+  assert f"needs at least {need / gib:,.1f} GiB" in problem and "machine's 16.0 GiB" in problem
+  # On an accelerator the update is bounded per device, with micro-batches counting rows per device.
+  c.rollout.batch_prompts, c.rollout.max_new_tokens, c.model.vocab_size = 128, 8192, 152064
+  c.rl.micro_batch_rows = 2
+  assert config_validation.memory_problems(c, 1024, 32, 95 * gib, 400 * gib) == []
+  c.rl.micro_batch_rows = 0  # the whole step in one pass: 32 rows per device
+  (problem,) = config_validation.memory_problems(c, 1024, 32, 95 * gib, 400 * gib)
+  assert f"needs at least {2 * 32 * 8192 * 152064 * 4 / gib:,.1f} GiB per device" in problem and "a device's 95.0 GiB" in problem
+
+
+def test_cli_refuses_an_impossible_batch_before_building_anything(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "ar3po_jax.main", f"--workdir={tmp_path}", "--config.rollout.batch_prompts=100000000"],
+      cwd=REPO, capture_output=True, text=True, timeout=120,
+  )
+  assert result.returncode != 0
+  assert "rollout.batch_prompts=100000000 (800,000,000 responses a step)" in result.stderr, result.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "cache")
