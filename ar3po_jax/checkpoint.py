@@ -231,6 +231,43 @@ def check_identity(saved: dict, current: dict) -> None:
     )
 
 
+def saved_identity(checkpoint_dir: str) -> tuple[int, dict] | None:
+  """(step, identity) of the newest complete checkpoint whose host item reads, without orbax or JAX."""
+  try:
+    names = os.listdir(checkpoint_dir)
+  except FileNotFoundError:
+    return None
+  for step in sorted((int(n) for n in names if n.isdigit()), reverse=True):
+    folder = os.path.join(checkpoint_dir, str(step))
+    if not os.path.isfile(os.path.join(folder, COMMIT_MARKER)):
+      continue
+    try:
+      with open(os.path.join(folder, "host", "metadata")) as f:
+        return step, json.load(f)["identity"]
+    except (OSError, ValueError, KeyError, TypeError):
+      continue  # restore_latest will set it aside and try the previous one
+  return None
+
+
+def check_workdir_compatible(config, workdir: str) -> None:
+  """Raises ResumeError naming every changed config field if the workdir holds checkpoints of another
+  run. Call it before any preparation (tokenizer training, warm start, model loading) and before the
+  config is written to the workdir: a refused run then costs seconds and changes nothing. The
+  tokenizer, known only once prepared, is compared at restore."""
+  c = config.get("checkpoint")
+  if c is None or not c.enabled:
+    return
+  found = saved_identity(os.path.join(workdir, "checkpoints"))
+  if found is None:
+    return
+  step, saved = found
+  current = {"config": run_identity(config, None)["config"], "tokenizer": saved.get("tokenizer", {"sha256": ""})}
+  try:
+    check_identity(saved, current)
+  except ResumeError as e:
+    raise ResumeError(f"{e}\n(compared with the checkpoint of step {step} in {os.path.join(workdir, 'checkpoints')})") from None
+
+
 # --- The manager.
 
 

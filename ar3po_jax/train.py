@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ar3po_jax import batching, checkpoint, distributed, evaluation, metrics as metrics_lib, sharding
+from ar3po_jax import batching, checkpoint, config_validation, distributed, evaluation, guards, metrics as metrics_lib, sharding
 from ar3po_jax.data import PromptStream
 from ar3po_jax.embedded import Embedded
 from ar3po_jax.policy import PolicySampler
@@ -94,6 +94,8 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
     cum_responses, cum_tokens = counters["cum_responses"], counters["cum_tokens"]
     compiled_shapes = {tuple(s) for s in counters["compiled_shapes"]}
   preemption = checkpoint.PreemptionFlag()
+  max_skipped = rl.get("max_skipped_steps", config_validation.DEFAULT_MAX_SKIPPED_STEPS)
+  skip_guard = guards.SkippedStepGuard(max_skipped, int(jax.device_get(state.skipped_steps)))
 
   row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp)
   max_rows = max_rows_per_step(rollout_cfg)
@@ -153,6 +155,7 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
     step_metrics["time/step_s"] = time.time() - step_start
     step_metrics["time/elapsed_s"] = time.time() - start
     writer.write(step + 1, step_metrics)
+    skip_guard.observe(step + 1, step_metrics.get("train/skipped_steps"), step_metrics)
     bar.set_postfix(metrics_lib.live_postfix(step_metrics), refresh=False)
     if "eval/accuracy" in step_metrics:
       bar.write(f"step {step + 1}: eval/accuracy {step_metrics['eval/accuracy']:.3f}  cumulative responses {cum_responses:,}")
