@@ -265,7 +265,8 @@ def check_workdir_compatible(config, workdir: str) -> None:
   try:
     check_identity(saved, current)
   except ResumeError as e:
-    raise ResumeError(f"{e}\n(compared with the checkpoint of step {step} in {os.path.join(workdir, 'checkpoints')})") from None
+    where = os.path.join(workdir, "checkpoints")
+    raise ResumeError(f"{e}\n(compared with the checkpoint of step {step} in {where})") from None
 
 
 # --- The manager.
@@ -409,7 +410,8 @@ class Checkpointer:
         self._set_aside(step)
         continue
       if not os.path.isfile(os.path.join(self.directory, str(step), CHECKSUMS)):
-        log(f"checkpoint: step {step} has no {CHECKSUMS} (saved by an older version, or killed before they were written); restoring it unverified")
+        log(f"checkpoint: step {step} has no {CHECKSUMS} (saved by an older version, or killed before they were written); "
+            "restoring it unverified")
       try:
         host = self._manager.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore())).host
         if identity is not None:
@@ -418,12 +420,14 @@ class Checkpointer:
       except ResumeError:
         raise
       except Exception as e:  # any unreadable piece: fall back to the previous checkpoint
-        log(f"checkpoint: step {step} cannot be restored ({type(e).__name__}: {' '.join(str(e).split())[:200]}); trying the previous one")
+        reason = " ".join(str(e).split())[:200]  # one line, however many orbax wrote
+        log(f"checkpoint: step {step} cannot be restored ({type(e).__name__}: {reason}); trying the previous one")
         self._set_aside(step)
         continue
       bad = non_finite_leaves(out.state) + [f"host array {k}" for k, v in out.arrays.items() if not _all_finite(v)]
       if bad:
-        log(f"checkpoint: step {step} holds non-finite values in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; trying the previous one")
+        named = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+        log(f"checkpoint: step {step} holds non-finite values in {named}; trying the previous one")
         self._set_aside(step)
         continue
       log(f"checkpoint: resuming from step {step} ({os.path.join(self.directory, str(step))})")

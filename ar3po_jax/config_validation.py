@@ -51,8 +51,10 @@ def problems(config) -> list[str]:
   need(rl.steps >= 0, f"rl.steps must be >= 0, got {rl.steps}")
   need(_finite(rl.lr) and rl.lr > 0, f"rl.lr must be finite and > 0, got {rl.lr}")
   # NaN fails every comparison, so `grad_clip > 0` read NaN as "no clipping"; inf clips nothing either.
-  need(_finite(rl.grad_clip) and rl.grad_clip >= 0, f"rl.grad_clip must be finite and >= 0 (0 is off), got {rl.grad_clip}")
-  need(_finite(rl.weight_decay) and rl.weight_decay >= 0, f"rl.weight_decay must be finite and >= 0, got {rl.weight_decay}")
+  need(_finite(rl.grad_clip) and rl.grad_clip >= 0,
+       f"rl.grad_clip must be finite and >= 0 (0 is off), got {rl.grad_clip}")
+  need(_finite(rl.weight_decay) and rl.weight_decay >= 0,
+       f"rl.weight_decay must be finite and >= 0, got {rl.weight_decay}")
   need(rl.get("warmup_steps", 0) >= 0, f"rl.warmup_steps must be >= 0, got {rl.get('warmup_steps', 0)}")
   skips = rl.get("max_skipped_steps", DEFAULT_MAX_SKIPPED_STEPS)
   need(isinstance(skips, int) and skips >= 0, f"rl.max_skipped_steps must be an integer >= 0 (0 is off), got {skips!r}")
@@ -188,19 +190,21 @@ def memory_problems(config, max_rows: int, num_devices: int, device_bytes: int |
   CPU and share host_bytes)."""
   need_bytes = step_bytes(config, max_rows, num_devices)
   r, out = config.rollout, []
-  what = (f"rollout.batch_prompts={r.batch_prompts} ({max_rows:,} responses a step) x rollout.max_new_tokens={r.max_new_tokens}")
+  what = (f"rollout.batch_prompts={r.batch_prompts} ({max_rows:,} responses a step) x "
+          f"rollout.max_new_tokens={r.max_new_tokens}")
   per_device = need_bytes["update_per_device"]
   if device_bytes is None:
-    if per_device * num_devices + need_bytes["host"] > host_bytes:
-      out.append(f"{what} needs at least {_gb(per_device * num_devices + need_bytes['host'])} for the update's logits and the "
-                 f"responses, more than this machine's {_gb(host_bytes)} of memory; lower rollout.batch_prompts or set rl.micro_batch_rows")
+    total = per_device * num_devices + need_bytes["host"]
+    if total > host_bytes:
+      out.append(f"{what} needs at least {_gb(total)} for the update's logits and the responses, more than this "
+                 f"machine's {_gb(host_bytes)} of memory; lower rollout.batch_prompts or set rl.micro_batch_rows")
     return out
   if per_device > device_bytes:
     out.append(f"{what} needs at least {_gb(per_device)} per device for the update's logits, more than a device's "
                f"{_gb(device_bytes)}; lower rollout.batch_prompts or rl.micro_batch_rows")
   if need_bytes["host"] > host_bytes:
-    out.append(f"{what} needs at least {_gb(need_bytes['host'])} of host memory for the responses, more than this machine's "
-               f"{_gb(host_bytes)}; lower rollout.batch_prompts")
+    out.append(f"{what} needs at least {_gb(need_bytes['host'])} of host memory for the responses, more than this "
+               f"machine's {_gb(host_bytes)}; lower rollout.batch_prompts")
   return out
 
 
@@ -222,4 +226,5 @@ def check_memory(config) -> list[str]:
   devices = jax.local_devices()
   stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
   device_bytes = int(stats["bytes_limit"]) if stats and stats.get("bytes_limit") else None
-  return memory_problems(config, train.max_rows_per_step(config.rollout), jax.device_count(), device_bytes, host_memory_bytes())
+  max_rows = train.max_rows_per_step(config.rollout)
+  return memory_problems(config, max_rows, jax.device_count(), device_bytes, host_memory_bytes())

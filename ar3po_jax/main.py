@@ -71,7 +71,8 @@ def main(argv):
 
   # One run per workdir (each process of a job locks its own index), taken before anything is written there.
   lock = workdir_lock.acquire(workdir, jax.process_index())  # noqa: F841 (held until the process ends)
-  mesh_problems = config_validation.mesh_problems(config.mesh, jax.device_count()) + config_validation.check_memory(config)
+  mesh_problems = config_validation.mesh_problems(config.mesh, jax.device_count())
+  mesh_problems += config_validation.check_memory(config)
   if mesh_problems:
     raise SystemExit("invalid config:\n  - " + "\n  - ".join(mesh_problems))
   try:  # before the config is written and before any preparation: a refused resume costs seconds

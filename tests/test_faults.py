@@ -188,7 +188,7 @@ def test_cli_refuses_an_impossible_batch_before_building_anything(tmp_path):
       cwd=REPO, capture_output=True, text=True, timeout=120,
   )
   assert result.returncode != 0
-  assert "rollout.batch_prompts=100000000 (800,000,000 responses a step)" in result.stderr, result.stderr[-2000:]
+  assert "rollout.batch_prompts=100000000 (900,000,000 responses a step)" in result.stderr, result.stderr[-2000:]
   assert not os.path.exists(tmp_path / "cache")
 
 
