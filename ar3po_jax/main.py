@@ -74,12 +74,19 @@ def main(argv):
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, auto=FLAGS.distributed)
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  from ar3po_jax import checkpoint, sharding, tasks, train
+  from ar3po_jax import checkpoint, sharding, tasks, train, workdir_lock
 
+  # One run per workdir (each process of a job locks its own index), taken before anything is written there.
+  lock = workdir_lock.acquire(workdir, jax.process_index())  # noqa: F841 (held until the process ends)
   # Mesh.
   mesh_problems = config_validation.mesh_problems(config.mesh, jax.device_count())
+  mesh_problems += config_validation.check_memory(config)
   if mesh_problems:
     raise SystemExit("invalid config:\n  - " + "\n  - ".join(mesh_problems))
+  try:  # before the config is written and before any preparation: a refused resume costs seconds
+    checkpoint.check_workdir_compatible(config, workdir)
+  except checkpoint.ResumeError as e:
+    raise SystemExit(str(e)) from e
   _log(f"ar3po_jax: strategy {config.rollout.strategy}, task {config.task.name}, workdir {workdir}, "
        f"process {jax.process_index()} of {jax.process_count()}, devices {jax.devices()}")
   if distributed.is_leader():

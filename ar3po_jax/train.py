@@ -25,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ar3po_jax import batching, checkpoint, distributed, evaluation, metrics as metrics_lib, sharding
+from ar3po_jax import (
+    batching, checkpoint, config_validation, distributed, evaluation, guards, metrics as metrics_lib, sharding,
+)
 from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
@@ -74,6 +76,8 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   if restored:
     state, start_step = restored.train_state, restored.step
   preemption = checkpoint.PreemptionFlag()
+  max_skipped = rl.get("max_skipped_steps", config_validation.DEFAULT_MAX_SKIPPED_STEPS)
+  skip_guard = guards.SkippedStepGuard(max_skipped, int(jax.device_get(state.skipped_steps)))
 
   # ---------------------------------------------------------------------------------------------
   # Rollout: sampler, verifier, buffer, strategy, prompt stream.
@@ -185,6 +189,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     step_metrics["time/step_s"] = time.time() - step_start
     step_metrics["time/elapsed_s"] = time.time() - start
     writer.write(step + 1, step_metrics)
+    skip_guard.observe(step + 1, step_metrics.get("train/skipped_steps"), step_metrics)
     bar.set_postfix(metrics_lib.live_postfix(step_metrics), refresh=False)
     if "eval/accuracy" in step_metrics:
       bar.write(

@@ -170,6 +170,7 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.rl.warmup_steps = 10  # linear lr warm-up (DAPO uses 10 steps)
   c.rl.weight_decay = 0.0
   c.rl.grad_clip = 1.0
+  c.rl.max_skipped_steps = 3  # updates skipped in a row (non-finite loss/grad/params) that stop the run; 0: never
   c.rl.eps_low = 0.2
   c.rl.eps_high = placeholder(float)  # None: the strategy's preset (`presets` below)
   c.rl.beta = 0.0  # KL(pi || pi_ref) weight, k3 estimator; the reference model exists only if > 0
