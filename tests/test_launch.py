@@ -98,11 +98,15 @@ def _ssh(argv: list[str]) -> tuple[str, str]:
 
 @pytest.mark.parametrize(
     "accelerator, gcloud_type, runtime, zone",
-    [("v4-32", "v4-32", "tpu-ubuntu2204-base", "us-central2-b"), ("v5e-64", "v5litepod-64", "v2-alpha-tpuv5-lite", "us-west4-a")],
+    [
+        ("v4-32", "v4-32", "tpu-ubuntu2204-base", "us-central2-b"),
+        ("v5e-64", "v5litepod-64", "v2-alpha-tpuv5-lite", "us-west4-a"),
+    ],
 )
 def test_dry_run_prints_the_whole_sequence(accelerator, gcloud_type, runtime, zone):
   commands = _dry_run(
-      "--tpu_name=ar3po-test", f"--accelerator_type={accelerator}", "--project=my-project", "--config=configs/paper.py:ar3po",
+      "--tpu_name=ar3po-test", f"--accelerator_type={accelerator}", "--project=my-project",
+      "--config=configs/paper.py:ar3po",
       "--results=gs://bucket/run", "--", "--config.rl.steps=5",
   )
   create, tar, scp, unpack, install, start, follow, results, delete = commands
@@ -113,7 +117,8 @@ def test_dry_run_prints_the_whole_sequence(accelerator, gcloud_type, runtime, zo
     assert _flag(argv, "--zone") == zone and _flag(argv, "--project") == "my-project"
 
   assert tar[:2] == ["tar", "-czf"] and tar[2].endswith(".tgz") and "--exclude=.git" in tar
-  assert scp[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "scp"] and scp[5] == tar[2] and _flag(scp, "--worker") == "all"
+  assert scp[:5] == ["gcloud", "compute", "tpus", "tpu-vm", "scp"] and scp[5] == tar[2]
+  assert _flag(scp, "--worker") == "all"
   worker, command = _ssh(unpack)
   assert worker == "all" and "tar -xzf" in command
 
@@ -125,21 +130,24 @@ def test_dry_run_prints_the_whole_sequence(accelerator, gcloud_type, runtime, zo
 
   worker, command = _ssh(start)
   assert worker == "all"
-  assert "python -m ar3po_jax.main --distributed --config=configs/paper.py:ar3po --workdir=/tmp/ar3po_workdir --config.rl.steps=5" in command
+  main = "python -m ar3po_jax.main --distributed --config=configs/paper.py:ar3po --workdir=/tmp/ar3po_workdir"
+  assert f"{main} --config.rl.steps=5" in command
   assert "> ~/ar3po_run.log" in command and "echo $? > ~/ar3po_run.rc" in command
 
   worker, command = _ssh(follow)
-  assert worker == "0" and "tail" in command and "~/ar3po_run.log" in command and "exit $(cat ~/ar3po_run.rc)" in command
+  assert worker == "0" and "tail" in command and "~/ar3po_run.log" in command
+  assert "exit $(cat ~/ar3po_run.rc)" in command
   worker, command = _ssh(results)
   assert worker == "0" and command == "gcloud storage cp -r /tmp/ar3po_workdir gs://bucket/run"
   assert delete[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "delete", "ar3po-test"] and "--quiet" in delete
 
 
 def test_dry_run_with_repo_clones_instead_of_copying():
-  commands = _dry_run("--tpu_name=t", "--accelerator_type=v4-32", "--repo=https://example.com/ar3po_jax.git", "--branch=main", "--keep", "--spot")
+  repo = "https://example.com/ar3po_jax.git"
+  commands = _dry_run("--tpu_name=t", "--accelerator_type=v4-32", f"--repo={repo}", "--branch=main", "--keep", "--spot")
   assert "--spot" in commands[0]
   worker, command = _ssh(commands[1])
-  assert worker == "all" and "git clone --depth=1 --branch=main https://example.com/ar3po_jax.git ~/ar3po_jax" in command
+  assert worker == "all" and f"git clone --depth=1 --branch=main {repo} ~/ar3po_jax" in command
   assert not any(argv[0] == "tar" for argv in commands)
   assert commands[-1][4] != "delete"  # --keep
 

@@ -45,7 +45,10 @@ DEFAULT_FILES = {
 }
 # DAPO-Math-17k as released wraps each problem in its answer instruction; we strip it so that the
 # prompt template alone decides the wording (`prompts.INSTRUCTIONS['dapo']` puts it back).
-_DAPO_PREFIX = "Solve the following math problem step by step. The last line of your response should be of the form Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
+_DAPO_PREFIX = (
+    "Solve the following math problem step by step. The last line of your response should be of the form "
+    "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n"
+)
 _DAPO_SUFFIX = '\n\nRemember to put your answer on its own line after "Answer:".'
 
 
