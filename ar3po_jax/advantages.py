@@ -6,7 +6,7 @@ group size, so groups of 1, 4, 9 or 16 responses share one compiled function. Pa
 
 GRPO (Shao et al., 2024): A_i = (r_i - mean(r_group)) / (std(r_group) + eps); Dr. GRPO drops the std.
 Our choice: the population std (ddof 0), so a group of one has A = 0 with no special case.
-AERO (our reconstruction, see ALGORITHMS.md): a degenerate group (all rewards equal) that carries a
+AERO (our reconstruction, see docs/ALGORITHMS.md): a degenerate group (all rewards equal) that carries a
 posterior mean u takes A_i = (r_i - u) / sqrt(u (1 - u)) instead of 0.
 """
 

@@ -26,7 +26,7 @@ import time
 
 from benchmarks import strategy_report
 
-# name -> (strategy, config overrides). The (S, k) sweep of ALGORITHMS.md keeps S * k = 8, GRPO's G.
+# name -> (strategy, config overrides). The (S, k) sweep of docs/ALGORITHMS.md keeps S * k = 8, GRPO's G.
 VARIANTS = {
     "grpo": ("grpo", {}),
     "dapo": ("dapo", {}),

@@ -8,7 +8,7 @@ The argument is STRATEGY,MODEL: strategy grpo | dapo | ar3po | aero; model qwen2
 qwen25_32b | qwen25_math_1p5b | qwen25_7b_instruct. Then evaluate the exported policy with
 `python -m ar3po_jax.eval --config=configs/eval.py --checkpoint=WORKDIR/hf/step_N`.
 
-Facts from the papers (ALGORITHMS.md and shared/seeds/):
+Facts from the papers (docs/ALGORITHMS.md):
   - AR3PO: Qwen2.5-7B, Llama-3.1-8B, Qwen2.5-32B; DAPO-Math-17k; verl; GRPO objective with token-level
     ratios; GRPO's G = 8 in the comparisons; eval MATH-500, AIME24, AMC23.
   - AERO: Qwen2.5-Math-1.5B, Qwen2.5-7B, Qwen2.5-7B-Instruct; same total rollout budget as GRPO's
@@ -17,7 +17,7 @@ Facts from the papers (ALGORITHMS.md and shared/seeds/):
     512 prompts per step, 20480 response tokens with a 4096-token overlong buffer, temperature 1.0.
 Our choices, marked `# ours` below: everything else, notably the response lengths of the smaller
 models, prompts per step outside DAPO-32B, step counts, AR3PO's (S, k) = (2, 4) and AERO's budget
-(ALGORITHMS.md defaults), the prompt template, and every mesh (sized, not measured, on TPU v5p:
+(docs/ALGORITHMS.md defaults), the prompt template, and every mesh (sized, not measured, on TPU v5p:
 95 GiB HBM a chip; fp32 parameters, gradients and Adam moments are 16 bytes a parameter).
 The architecture fields are the released models' config.json values; loading checks them against
 the checkpoint so a wrong path fails before any compile.
@@ -119,14 +119,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   r.temperature = 1.0  # DAPO paper (training)
   r.top_p = 1.0
   r.top_k = 0
-  r.ar3po.stages, r.ar3po.k = 2, 4  # ALGORITHMS.md defaults
+  r.ar3po.stages, r.ar3po.k = 2, 4  # docs/ALGORITHMS.md defaults
   r.buffer.per_prompt, r.buffer.total = 2, 100_000
   r.dapo.gen_batch_prompts = 3 * m["batch_prompts"]  # verl DAPO recipe: 3x the train batch  # ours
   r.dapo.max_gen_batches = 10  # ours
   r.dapo.overlong_buffer = m["overlong"]
   r.dapo.overlong_penalty = 1.0
   r.dapo.mask_truncated = placeholder(bool)  # preset: True for dapo
-  r.aero.n_explore, r.aero.budget = 8, 16  # ALGORITHMS.md defaults (our reconstruction)
+  r.aero.n_explore, r.aero.budget = 8, 16  # docs/ALGORITHMS.md defaults (our reconstruction)
 
   rl = c.rl
   rl.steps = 500  # ours

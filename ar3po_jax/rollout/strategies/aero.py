@@ -2,7 +2,7 @@
 
 From the paper (as published in summaries): adaptive rollout, selective rejection that prunes
 rollouts from the update, and a Bayesian posterior that keeps degenerate groups from having zero
-advantage. Everything below is our reconstruction (ALGORITHMS.md), each number a knob:
+advantage. Everything below is our reconstruction (docs/ALGORITHMS.md), each number a knob:
 
 - Stage I: `n_explore` responses per prompt; u = c / n_explore.
 - Stage II rescue, for prompts with u <= `u_res`: `n_extra` more responses per stage until a rescue
