@@ -138,16 +138,34 @@ def sample(
   return SampleOutput(tokens_BxTr, logprobs_BxTr, lengths_B, ~has_eos_B)
 
 
+def _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature):
+  logits_BxTxV, _ = model.apply({"params": weights}, tokens_BxT, positions_from_mask(mask_BxT), mask_BxT)
+  # The model's head is float32 whatever the activation dtype; the cast only guards other models.
+  logits_BxTrxV = logits_BxTxV[:, prompt_slots - 1 : -1].astype(jnp.float32) / _logit_temperature(temperature)
+  return jax.nn.log_softmax(logits_BxTrxV, axis=-1)
+
+
 def sequence_logprobs(
     weights: dict, model: Transformer, tokens_BxT: jax.Array, mask_BxT: jax.Array, prompt_slots: int, temperature: float = 1.0
 ) -> jax.Array:
-  """Per-token log-probs [B, T - Tp] of the response columns of prompt+response rows (not jitted:
-  the update differentiates through it; `score` is the jitted form)."""
-  logits_BxTxV, _ = model.apply({"params": weights}, tokens_BxT, positions_from_mask(mask_BxT), mask_BxT)
-  logits_BxTrxV = logits_BxTxV[:, prompt_slots - 1 : -1] / _logit_temperature(temperature)
-  logprobs_BxTrxV = jax.nn.log_softmax(logits_BxTrxV, axis=-1)
+  """Per-token float32 log-probs [B, T - Tp] of the response columns of prompt+response rows (not
+  jitted: the update differentiates through it; `score` is the jitted form)."""
+  logprobs_BxTrxV = _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
   targets_BxTr = tokens_BxT[:, prompt_slots:]
   return jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
+
+
+def sequence_logprobs_and_entropy(
+    weights: dict, model: Transformer, tokens_BxT: jax.Array, mask_BxT: jax.Array, prompt_slots: int, temperature: float = 1.0
+) -> tuple[jax.Array, jax.Array]:
+  """`sequence_logprobs` and the float32 entropy [B, T - Tp] of the sampling distribution at each
+  response column, without gradient (a metric: TRL's and verl's `entropy`)."""
+  logprobs_BxTrxV = _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
+  targets_BxTr = tokens_BxT[:, prompt_slots:]
+  logp_BxTr = jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
+  lp = jax.lax.stop_gradient(logprobs_BxTrxV)
+  entropy_BxTr = -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+  return logp_BxTr, entropy_BxTr
 
 
 @functools.partial(jax.jit, static_argnames=("model", "prompt_slots", "temperature", "batch_sharding"))
