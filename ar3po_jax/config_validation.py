@@ -52,6 +52,10 @@ def problems(config) -> list[str]:
   need(rl.micro_batch_rows >= 0, f"rl.micro_batch_rows must be >= 0, got {rl.micro_batch_rows}")
   need(rl.row_buckets >= 1, f"rl.row_buckets must be >= 1, got {rl.row_buckets}")
   need(rl.get("response_buckets", 1) >= 1, f"rl.response_buckets must be >= 1, got {rl.get('response_buckets', 1)}")
+  need(rl.get("mini_batches", 1) >= 1, f"rl.mini_batches must be >= 1, got {rl.get('mini_batches', 1)}")
+  need(rl.get("epochs", 1) >= 1, f"rl.epochs must be >= 1, got {rl.get('epochs', 1)}")
+  need(rl.get("tis_cap", 0.0) >= 0, f"rl.tis_cap must be >= 0 (0: off), got {rl.get('tis_cap', 0.0)}")
+  need(rl.get("adv_std_ddof", 1) in (0, 1), f"rl.adv_std_ddof must be 0 or 1, got {rl.get('adv_std_ddof', 1)}")
   need(config.mesh.data == -1 or config.mesh.data >= 1, f"mesh.data must be >= 1 or -1 (every device left), got {config.mesh.data}")
   need(config.mesh.fsdp >= 1 and config.mesh.tensor >= 1, f"mesh.fsdp and mesh.tensor must be >= 1, got {config.mesh.fsdp}, {config.mesh.tensor}")
   if "checkpoint" in config:

@@ -76,7 +76,7 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
   if tokenizer.vocab_size > policy.config.vocab_size:
     raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {policy.config.vocab_size}")
   log(f"eval: {checkpoint} ({policy.config.num_params:,} parameters, {config.dtype}) on {jax.device_count()} devices")
-  sampling = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, config.top_k, tokenizer.eos_id, tokenizer.pad_id)
+  sampling = SamplingParams(config.max_new_tokens, config.temperature, config.top_p, config.top_k, tokenizer.stop_ids, tokenizer.pad_id)
   dp = sharding.data_parallel_size(mesh)
   sampler = PolicySampler(
       policy.model, policy.params, tokenizer, sampling, jax.random.key(config.seed), dp, sharding.batch_sharding(mesh),

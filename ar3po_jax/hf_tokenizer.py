@@ -2,9 +2,8 @@
 interface, and `load_tokenizer`, which opens either kind from a path.
 
 Special tokens follow tokenizer_config.json unless given. Models without a BOS token (Qwen) get
-bos_id = -1: `prompts.encode_prompt` then adds none. The sampling kernel stops on one id, eos_id;
-decode also cuts at any of `stop_ids`, so a template's other stop tokens still end the text the
-verifier sees.
+bos_id = -1: `prompts.encode_prompt` then adds none. The sampling kernel stops at the first of
+`stop_ids` (eos_id first), decode cuts there too, and the update trains nothing after it.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ class Tokenizer(Protocol):
   pad_id: int
   bos_id: int
   eos_id: int
+  stop_ids: tuple[int, ...]  # every token that ends a response; eos_id is the first
 
   def encode(self, text: str) -> list[int]: ...
 
@@ -36,6 +37,10 @@ class SentencePieceTokenizer:
     self.pad_id, self.bos_id, self.eos_id = self._sp.pad_id(), self._sp.bos_id(), self._sp.eos_id()
     if min(self.pad_id, self.bos_id, self.eos_id) < 0:
       raise ValueError(f"sentencepiece model {path or '<bytes>'} must define pad, bos and eos ids")
+
+  @property
+  def stop_ids(self) -> tuple[int, ...]:
+    return (self.eos_id,)
 
   @classmethod
   def load(cls, path: str) -> "SentencePieceTokenizer":
