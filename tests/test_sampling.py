@@ -3,6 +3,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ar3po_jax.models.transformer import positions_from_mask
 from ar3po_jax.sampling import SamplingParams, filter_logits, sample, score
@@ -97,3 +98,27 @@ def test_sampling_params_are_static_so_variants_are_bounded():
   _sample(params_s, seed=2)
   _sample(dataclasses.replace(params_s), seed=3)
   assert sample._cache_size() - before <= 1
+
+
+def test_rows_end_at_the_first_of_several_stop_tokens():
+  stops = (EOS, 5)
+  params_s = SamplingParams(max_new_tokens=30, temperature=1.5, stop_ids=stops)
+  out = _sample(params_s, seed=3, tokens=np.repeat(PROMPTS, 8, 0), mask=np.repeat(PROMPT_MASK, 8, 0))
+  ended_on = set()
+  for row, n, truncated in zip(out.tokens_BxTr, out.lengths_B, out.truncated_B):
+    if truncated:
+      assert n == 30 and not np.isin(row, stops).any()
+    else:
+      assert row[n - 1] in stops and not np.isin(row[: n - 1], stops).any() and np.all(row[n:] == 0)
+      ended_on.add(int(row[n - 1]))
+  assert ended_on == set(stops)  # both stop tokens end some row
+  # With the first stop only, some row runs on past a 5: the bug a single eos_id had.
+  one = _sample(dataclasses.replace(params_s, stop_ids=(EOS,)), seed=3, tokens=np.repeat(PROMPTS, 8, 0), mask=np.repeat(PROMPT_MASK, 8, 0))
+  assert any(5 in row[: n - 1] for row, n in zip(one.tokens_BxTr, one.lengths_B))
+
+
+def test_stop_ids_take_an_int_or_a_tuple_and_never_none():
+  assert SamplingParams(4, stop_ids=7).stop_ids == (7,)
+  assert SamplingParams(4, stop_ids=[7, 9]).stop_ids == (7, 9)
+  with pytest.raises(ValueError, match="stop_ids"):
+    SamplingParams(4, stop_ids=())
