@@ -34,7 +34,10 @@ class IndexStream:
     self._order = self._epoch_order(0)
 
   def _epoch_order(self, epoch: int, moved=()) -> np.ndarray:
-    order = np.arange(self.length) if not self.shuffle else np.random.default_rng([self.seed, epoch]).permutation(self.length)
+    if self.shuffle:
+      order = np.random.default_rng([self.seed, epoch]).permutation(self.length)
+    else:
+      order = np.arange(self.length)
     if len(moved):
       order = np.concatenate([order[~np.isin(order, moved)], np.asarray(moved, order.dtype)])
     return order

@@ -178,7 +178,12 @@ def sequence_logprobs(
 
 
 def sequence_logprobs_and_entropy(
-    weights: dict, model: Transformer, tokens_BxT: jax.Array, mask_BxT: jax.Array, prompt_slots: int, temperature: float = 1.0
+    weights: dict,
+    model: Transformer,
+    tokens_BxT: jax.Array,
+    mask_BxT: jax.Array,
+    prompt_slots: int,
+    temperature: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
   """`sequence_logprobs` and the float32 entropy [B, T - Tp] of the sampling distribution at each
   response column, without gradient (a metric: TRL's and verl's `entropy`)."""

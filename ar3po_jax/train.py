@@ -59,7 +59,10 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
   ref_params = jax.tree.map(jnp.copy, state.params) if rl.beta > 0 else None
   update = jit_update(
       make_update_fn(
-          model, optimizer, UpdateSettings.from_config(rl, rollout_cfg.temperature), make_schedule(rl.lr, rl.warmup_steps)
+          model,
+          optimizer,
+          UpdateSettings.from_config(rl, rollout_cfg.temperature),
+          make_schedule(rl.lr, rl.warmup_steps),
       ),
       state_shardings,
       batch_sharding,
@@ -129,7 +132,9 @@ def run(config, workdir: str, embedded: Embedded, log: Callable[[str], None] = p
       rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
       longest = max(len(r.token_ids) for g in rollout.groups for r in g.responses)
       slots = batching.response_bucket(longest, rollout_cfg.max_new_tokens, rl.get("response_buckets", 1))
-      batch, reused = batching.pack_update_batch(rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids)
+      batch, reused = batching.pack_update_batch(
+          rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids
+      )
       batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl, batch_sharding)
       compiled_shapes.add(batch["tokens_BxT"].shape)
       state, train_metrics = update(state, distributed.put(batch, batch_sharding))

@@ -154,7 +154,9 @@ def init_train_state(params, optimizer: optax.GradientTransformation) -> TrainSt
   return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
-_SUM_KEYS = ("count", "tokens", "clipped", "kl", "ratio", "logp", "entropy", "kl_old", "tis", "mismatch", "fresh_tokens")
+_SUM_KEYS = (
+    "count", "tokens", "clipped", "kl", "ratio", "logp", "entropy", "kl_old", "tis", "mismatch", "fresh_tokens"
+)
 _MAX_KEYS = ("ratio_max", "neg_ratio_min", "mismatch_max")
 
 
@@ -167,7 +169,9 @@ def _loss_terms(params, batch, model: Transformer, s: UpdateSettings):
   response_mask_BxTr = batch["mask_BxT"][:, prompt_slots:]
   train_mask_BxTr = response_mask_BxTr & (batch["train_row_B"] & batch["row_valid_B"])[:, None]
   old_logp_BxTr = batch["old_logp_BxTr"]
-  per_token, clipped = losses.clipped_policy_loss(logp_BxTr, old_logp_BxTr, batch["advantages_B"], s.eps_low, s.eps_high)
+  per_token, clipped = losses.clipped_policy_loss(
+      logp_BxTr, old_logp_BxTr, batch["advantages_B"], s.eps_low, s.eps_high
+  )
   fresh_mask_BxTr = response_mask_BxTr & (batch["fresh_row_B"] & batch["row_valid_B"])[:, None]
   sampler_logp_BxTr = batch["sampler_logp_BxTr"]
   if s.tis_cap > 0:
@@ -225,7 +229,10 @@ def _all_finite(tree) -> jax.Array:
 
 
 def _combine_aux(a, b):
-  return {"sums": jax.tree.map(jnp.add, a["sums"], b["sums"]), "maxima": jax.tree.map(jnp.maximum, a["maxima"], b["maxima"])}
+  return {
+      "sums": jax.tree.map(jnp.add, a["sums"], b["sums"]),
+      "maxima": jax.tree.map(jnp.maximum, a["maxima"], b["maxima"]),
+  }
 
 
 def _zero_aux():
