@@ -6,7 +6,7 @@ knows nothing else of the task. Per step, as in the papers' algorithm:
   2. pi_old: reused responses under Option I (and every response, if configured) are re-scored
      under the current policy; pi_ref is scored only when beta > 0;
   3. update: one compiled function computes group advantages and the clipped-ratio loss and takes
-     the optimizer step;
+     rl.epochs x rl.mini_batches optimizer steps;
   4. log the rollout cost and training metrics (`metrics.DOCS`); evaluate every `eval.every` steps.
 
 Everything a step draws on that is not in the TrainState (sampler key, prompt stream position, replay
@@ -34,7 +34,7 @@ from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.strategies import REGISTRY as STRATEGIES
 from ar3po_jax.sampling import SamplingParams, score
 from ar3po_jax.tasks.registry import Setup
-from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
+from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_schedule, make_update_fn
 
 
 def max_rows_per_step(rollout_config) -> int:
@@ -61,7 +61,12 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   state = jax.jit(init_state, out_shardings=state_shardings)(params)
   ref_params = jax.tree.map(jnp.copy, state.params) if rl.beta > 0 else None
   update = jit_update(
-      make_update_fn(model, optimizer, UpdateSettings.from_config(rl, rollout_cfg.temperature)),
+      make_update_fn(
+          model,
+          optimizer,
+          UpdateSettings.from_config(rl, rollout_cfg.temperature),
+          make_schedule(rl.lr, rl.warmup_steps),
+      ),
       state_shardings,
       batch_sharding,
   )
@@ -84,7 +89,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   # ---------------------------------------------------------------------------------------------
   sampling = SamplingParams(
       rollout_cfg.max_new_tokens, rollout_cfg.temperature, rollout_cfg.top_p, rollout_cfg.top_k,
-      tokenizer.eos_id, tokenizer.pad_id,
+      tokenizer.stop_ids, tokenizer.pad_id,
   )
   sampler = PolicySampler(
       model, state.params, tokenizer, sampling, jax.random.key(config.seed + 2), dp, batch_sharding,
@@ -108,7 +113,8 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   # ---------------------------------------------------------------------------------------------
   # Metrics and evaluation.
   # ---------------------------------------------------------------------------------------------
-  row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp)
+  # Every mini-batch splits evenly over the data shards and into micro-batches.
+  row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp) * rl.get("mini_batches", 1)
   max_rows = max_rows_per_step(rollout_cfg)
   logged = checkpoint.rewind_metrics(workdir, start_step) if restored else []
   writer = metrics_lib.MetricsWriter(
@@ -158,7 +164,9 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
       rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
       longest = max(len(r.token_ids) for g in rollout.groups for r in g.responses)
       slots = batching.response_bucket(longest, rollout_cfg.max_new_tokens, rl.get("response_buckets", 1))
-      batch, reused = batching.pack_update_batch(rollout.groups, slots, rows, tokenizer.pad_id)
+      batch, reused = batching.pack_update_batch(
+          rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids
+      )
       batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl, batch_sharding)
       counters.compiled_shapes.add(batch["tokens_BxT"].shape)
       state, train_metrics = update(state, distributed.put(batch, batch_sharding))
@@ -223,9 +231,13 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
 
 
 def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl, batch_sharding):
-  """pi_old for Option I reused rows (or every row, if configured) and pi_ref when beta > 0."""
+  """pi_old for Option I reused rows (or every row, if configured) and pi_ref when beta > 0.
+
+  The truncated IS correction (rl.tis_cap > 0) weighs pi_old by the trainer against the sampler's
+  numbers, so it re-scores every row as verl does."""
   prompt_slots = batch["tokens_BxT"].shape[1] - batch["old_logp_BxTr"].shape[1]
-  recompute = np.ones_like(reused) if rl.recompute_old_logprobs else reused & batch["train_row_B"]
+  every_row = rl.recompute_old_logprobs or rl.get("tis_cap", 0.0) > 0
+  recompute = np.ones_like(reused) if every_row else reused & batch["train_row_B"]
   if not recompute.any() and ref_params is None:
     return batch
   tokens, mask = distributed.put((batch["tokens_BxT"], batch["mask_BxT"]), batch_sharding)

@@ -180,6 +180,14 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.rl.micro_batch_rows = 0  # 0: the whole batch in one pass; else scan over micro-batches
   c.rl.row_buckets = 8  # the update compiles at most this many batch-row shapes
   c.rl.response_buckets = 3  # ... and this many response lengths (16, 32 or 40 slots here)
+  # Optimizer steps per rollout batch: the rows split into mini_batches (advantages computed over the
+  # whole batch first), each pass over them repeated `epochs` times; 1 x 1 is one step per rollout.
+  c.rl.mini_batches = 1
+  c.rl.epochs = 1
+  c.rl.adv_std_ddof = 1  # group std with ddof 1 (the sample std, as verl); 0: the population std
+  # > 0: weigh each fresh token's loss by min(pi_old / pi_sampler, tis_cap) (verl's truncated IS
+  # rollout correction, for a sampler whose numbers differ from the trainer's); re-scores pi_old.
+  c.rl.tis_cap = 0.0
   c.rl.recompute_old_logprobs = False  # True: pi_old from a scoring pass, not the sampler
 
   c.eval = ml_collections.ConfigDict()

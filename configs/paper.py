@@ -141,6 +141,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   rl.row_buckets = 8
   rl.response_buckets = 4  # long-response runs pad each batch to a quarter, half, ... of the limit
   rl.recompute_old_logprobs = False
+  # Several optimizer steps per rollout batch, as verl (ppo_mini_batch_size; its GRPO examples take
+  # 4 mini-batches a batch) and DAPO (512 prompts, mini-batches of 32); 4 is ours.
+  rl.mini_batches = 4  # ours
+  rl.epochs = 1
+  rl.tis_cap = 0.0  # off, as verl's default; 2.0 is verl's usual threshold when turned on
 
   c.eval.every = 50  # ours
   c.eval.num_prompts = 500

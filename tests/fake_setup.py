@@ -17,6 +17,7 @@ class CharTokenizer:
   """pad 0, bos 1, eos 2, then one id per character of CHARS."""
 
   pad_id, bos_id, eos_id = 0, 1, 2
+  stop_ids = (2,)
   vocab_size = 3 + len(CHARS)
   path = ""
 

@@ -283,7 +283,7 @@ def test_skipped_step_guard_counts_skips_in_a_row():
 @pytest.mark.slow
 def test_updates_that_keep_making_parameters_non_finite_stop_the_real_loop(tmp_path):
   """lr=nan (refused by validation; here the loop is driven directly) makes every update non-finite."""
-  from ar3po_jax import embedded, guards, train
+  from ar3po_jax import config_validation, guards, tasks, train
 
   c = tiny.get_config("grpo")
   c.task.num_train, c.task.num_eval, c.task.rl_prompts = 200, 8, 8
@@ -295,9 +295,10 @@ def test_updates_that_keep_making_parameters_non_finite_stop_the_real_loop(tmp_p
   c.rl.row_buckets, c.rl.response_buckets, c.rl.warmup_steps, c.rl.steps = 1, 1, 0, 8
   c.rl.lr, c.rl.max_skipped_steps = float("nan"), 2
   c.checkpoint.enabled, c.log.progress, c.log.tensorboard = False, False, False
-  prepared = embedded.prepare(c, str(tmp_path), lambda m: None)
+  config_validation.resolve(c)
+  setup = tasks.build_setup(c, str(tmp_path), lambda m: None)
   with pytest.raises(guards.TooManySkippedSteps) as e:
-    train.run(c, str(tmp_path), prepared, lambda m: None)
+    train.run(c, str(tmp_path), setup, lambda m: None)
   # Today's update applies step 1 (finite loss and gradient, NaN parameters) and skips 2 and 3; one that
   # also checks the new parameters skips 1 and 2. Either way the run stops long before step 8.
   assert e.value.step in (2, 3) and "the last 2 updates were all skipped" in str(e.value)

@@ -81,7 +81,7 @@ class Template:
     return text.format(user=user, system=system, system_turn=system_turn)
 
   def bind(self, tokenizer):
-    """The tokenizer whose eos_id ends this format's answers (HF tokenizers only; plain keeps any)."""
+    """The tokenizer whose stop_ids (all of them) end this format's answers (HF tokenizers only; plain keeps any)."""
     if not self.stop_tokens:
       return tokenizer
     if not hasattr(tokenizer, "with_stop_tokens"):

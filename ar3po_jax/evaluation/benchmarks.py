@@ -41,7 +41,7 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
     raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {policy.config.vocab_size}")
   log(f"eval: {checkpoint} ({policy.config.num_params:,} parameters, {config.dtype}) on {jax.device_count()} devices")
   sampling = SamplingParams(
-      config.max_new_tokens, config.temperature, config.top_p, config.top_k, tokenizer.eos_id, tokenizer.pad_id
+      config.max_new_tokens, config.temperature, config.top_p, config.top_k, tokenizer.stop_ids, tokenizer.pad_id
   )
   dp = sharding.data_parallel_size(mesh)
   sampler = PolicySampler(

@@ -107,7 +107,7 @@ def _warm_start(config, task, tokenizer, model, eval_prompts, log):
       model,
       params,
       tokenizer,
-      SamplingParams(config.rollout.max_new_tokens, 1.0, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id),
+      SamplingParams(config.rollout.max_new_tokens, 1.0, stop_ids=tokenizer.stop_ids, pad_id=tokenizer.pad_id),
       jax.random.key(config.seed + 1),
   )
   start = time.time()

@@ -15,6 +15,7 @@ class Tokenizer(Protocol):
   pad_id: int
   bos_id: int
   eos_id: int
+  stop_ids: tuple[int, ...]  # every token that ends a response; eos_id is the first
 
   def encode(self, text: str) -> list[int]: ...
 

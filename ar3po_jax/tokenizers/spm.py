@@ -26,6 +26,10 @@ class SentencePieceTokenizer:
     if min(self.pad_id, self.bos_id, self.eos_id) < 0:
       raise ValueError(f"sentencepiece model {path or '<bytes>'} must define pad, bos and eos ids")
 
+  @property
+  def stop_ids(self) -> tuple[int, ...]:
+    return (self.eos_id,)
+
   @classmethod
   def load(cls, path: str) -> "SentencePieceTokenizer":
     if not os.path.isfile(path):
