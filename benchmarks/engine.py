@@ -54,12 +54,16 @@ _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
 # The sampler benchmark's models (benchmarks/sampler.py; not imported, as its flags would clash).
 MODEL_20M = ModelConfig(
-    vocab_size=8192, d_model=512, n_layers=6, n_heads=8, n_kv_heads=2, head_dim=64, d_ff=1408, qkv_bias=True, tie_embeddings=True
+    vocab_size=8192, d_model=512, n_layers=6, n_heads=8, n_kv_heads=2, head_dim=64, d_ff=1408, qkv_bias=True,
+    tie_embeddings=True,
 )
 MODEL_TINY = ModelConfig(
-    vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, qkv_bias=True, tie_embeddings=True
+    vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, qkv_bias=True,
+    tie_embeddings=True,
 )
 _STOP = 1
+_FLAG_NAMES = ("requests", "batch", "prompt_len", "max_new_tokens", "mean_len", "steps_per_call", "num_buckets",
+               "prefill_chunk", "size", "systems")
 _FEATURE = 0.05  # column 0 of every embedding row but the stop token's
 
 
@@ -74,7 +78,8 @@ def with_stop_rate(params: dict, prompts: np.ndarray, model: Transformer, mean_l
 
   @jax.jit
   def stop_prob(beta):
-    logits, _ = model.apply({"params": weights(beta)}, prompts, positions, jnp.ones(prompts.shape, bool), last_only=True)
+    mask = jnp.ones(prompts.shape, bool)
+    logits, _ = model.apply({"params": weights(beta)}, prompts, positions, mask, last_only=True)
     return jnp.mean(jax.nn.softmax(logits[:, -1], -1)[:, _STOP])
 
   lo, hi = 0.0, 1000.0
@@ -90,7 +95,8 @@ def run_static(params, model, prompts, sampling, batch, seed) -> dict:
   start = time.perf_counter()
   for i, first in enumerate(range(0, len(prompts), batch)):
     rows = jnp.asarray(prompts[first : first + batch])
-    out = sample(params, rows, jnp.ones(rows.shape, bool), jax.random.key(seed * 1000 + i), model=model, params_s=sampling)
+    key = jax.random.key(seed * 1000 + i)
+    out = sample(params, rows, jnp.ones(rows.shape, bool), key, model=model, params_s=sampling)
     n = np.asarray(out.lengths_B)
     lengths.extend(n.tolist())
     row_steps += len(n) * int(n.max())  # the launch's while loop ran until its longest row ended
@@ -137,7 +143,8 @@ def main(_):
   model = Transformer(config)
   info = machine.describe()
   print(f"machine: {info}", flush=True)
-  prompts = np.random.default_rng(0).integers(2, config.vocab_size, (_REQUESTS.value, _PROMPT_LEN.value), dtype=np.int32)
+  shape = (_REQUESTS.value, _PROMPT_LEN.value)
+  prompts = np.random.default_rng(0).integers(2, config.vocab_size, shape, dtype=np.int32)
   params, p_stop = with_stop_rate(init_params(config, jax.random.key(0)), prompts[:64], model, _MEAN_LEN.value)
   print(f"stop token {_STOP}: mean first-step probability {p_stop:.4f} (target {1 / _MEAN_LEN.value:.4f})", flush=True)
   sampling = SamplingParams(max_new_tokens=_MAX_NEW.value, temperature=1.0, eos_id=_STOP, pad_id=0)
@@ -163,7 +170,8 @@ def main(_):
     r = results[name]
     print(
         f"{name:>7}: {r['tokens_per_s']:8.0f} tok/s  {r['tokens']} tokens in {r['seconds']:.1f} s  utilization"
-        f" {r['slot_utilization']:.2f}  lengths mean {r['mean_len']:.0f} median {r['median_len']:.0f} max {r['max_len']}"
+        f" {r['slot_utilization']:.2f}  lengths mean {r['mean_len']:.0f} median {r['median_len']:.0f}"
+        f" max {r['max_len']}"
         f" ({100 * r['frac_at_limit']:.0f}% at the limit)  compile {r['compile_s']:.0f} s",
         flush=True,
     )
@@ -173,8 +181,7 @@ def main(_):
       "machine": info,
       "load_average_1m_after": machine.describe()["load_average_1m"],
       "model": {**config.__dict__, "num_params": config.num_params},
-      "flags": {f: flags.FLAGS[f].value for f in ("requests", "batch", "prompt_len", "max_new_tokens", "mean_len",
-                                                   "steps_per_call", "num_buckets", "prefill_chunk", "size", "systems")},
+      "flags": {f: flags.FLAGS[f].value for f in _FLAG_NAMES},
       "stop_first_step_prob": p_stop,
       "engine_config": {**engine_config.__dict__, "widths": list(engine_config.widths)},
       "results": results,

@@ -28,7 +28,9 @@ HOT = SamplingParams(max_new_tokens=12, temperature=1.0, eos_id=STOP)
 
 
 def _static(params_s):
-  return jax.device_get(sample(PARAMS, jnp.asarray(PROMPTS), jnp.asarray(PROMPT_MASK), jax.random.key(0), model=MODEL, params_s=params_s))
+  key = jax.random.key(0)
+  out = sample(PARAMS, jnp.asarray(PROMPTS), jnp.asarray(PROMPT_MASK), key, model=MODEL, params_s=params_s)
+  return jax.device_get(out)
 
 
 def _requests(order=None, seed=0, limits=None):

@@ -162,7 +162,8 @@ def draw(logits_SxV: jax.Array, keys_S: jax.Array, sampling: DrawParams) -> tupl
 @functools.partial(jax.jit, static_argnames=("model", "width"), donate_argnames=("cache",))
 def prefill(weights, cache, tokens_PxC, positions_PxC, rows_P, *, model: Transformer, width: int):
   """Writes prompt chunks into their slots' cache rows (padding: row S or position L, dropped)."""
-  _, cache = LiveTransformer(model.config).apply({"params": weights}, tokens_PxC, positions_PxC, cache, rows_P, width, head=False)
+  live_model = LiveTransformer(model.config)
+  _, cache = live_model.apply({"params": weights}, tokens_PxC, positions_PxC, cache, rows_P, width, head=False)
   return cache
 
 
@@ -230,7 +231,14 @@ class Engine:
   rollouts.
   """
 
-  def __init__(self, model: Transformer, params, config: EngineConfig, sampling: SamplingParams, stop_ids: Sequence[int] | None = None):
+  def __init__(
+      self,
+      model: Transformer,
+      params,
+      config: EngineConfig,
+      sampling: SamplingParams,
+      stop_ids: Sequence[int] | None = None,
+  ):
     self.model, self.params, self.config, self.sampling = model, params, config, sampling
     self.stop_ids = tuple(int(i) for i in stop_ids) if stop_ids is not None else stop_ids_of(sampling)
     if not self.stop_ids:
@@ -257,7 +265,9 @@ class Engine:
     for r in requests:
       prompt = np.asarray(r.prompt, np.int32).reshape(-1)
       if not 1 <= len(prompt) <= c.max_prompt_len:
-        raise ValueError(f"request {r.uid!r}: prompt of {len(prompt)} tokens, must be 1 to max_prompt_len={c.max_prompt_len}")
+        raise ValueError(
+            f"request {r.uid!r}: prompt of {len(prompt)} tokens, must be 1 to max_prompt_len={c.max_prompt_len}"
+        )
       limit = c.max_new_tokens if r.max_new_tokens is None else int(r.max_new_tokens)
       if not 1 <= limit <= c.max_new_tokens:
         raise ValueError(f"request {r.uid!r}: max_new_tokens={limit} must be 1 to {c.max_new_tokens}")
@@ -373,7 +383,8 @@ class Engine:
     self._widths.add(width)
     self._cache, tokens, logprobs, emitted, after = decode(
         self.params, self._cache, self._token, self._pos, self._count, self._limit, self._live, self._key_data,
-        np.asarray(self.stop_ids, np.int32), model=self.model, steps=N, width=width, sampling=DrawParams.of(self.sampling),
+        np.asarray(self.stop_ids, np.int32),
+        model=self.model, steps=N, width=width, sampling=DrawParams.of(self.sampling),
     )
     tokens, logprobs, emitted = np.asarray(tokens), np.asarray(logprobs), np.asarray(emitted)
     was_live = self._live.copy()

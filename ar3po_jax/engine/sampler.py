@@ -38,8 +38,16 @@ class EngineSampler:
   `PolicySampler.generate` for the evaluation code.
   """
 
-  def __init__(self, model: Transformer, params, tokenizer, sampling: SamplingParams, rng: jax.Array, config: EngineConfig,
-               stop_ids: Sequence[int] | None = None):
+  def __init__(
+      self,
+      model: Transformer,
+      params,
+      tokenizer,
+      sampling: SamplingParams,
+      rng: jax.Array,
+      config: EngineConfig,
+      stop_ids: Sequence[int] | None = None,
+  ):
     self.model, self.params, self.tokenizer, self.sampling = model, params, tokenizer, sampling
     self.rng, self.config = rng, config
     self.stop_ids = None if stop_ids is None else tuple(stop_ids)
@@ -56,7 +64,8 @@ class EngineSampler:
 
   def _run(self, prompt_ids: Sequence[np.ndarray], prompt_index: np.ndarray, sample_index: np.ndarray, sampling=None):
     self.rng, call_key = jax.random.split(self.rng)
-    keys = np.asarray(request_keys(call_key, jnp.asarray(prompt_index, jnp.int32), jnp.asarray(sample_index, jnp.int32)))
+    keys = request_keys(call_key, jnp.asarray(prompt_index, jnp.int32), jnp.asarray(sample_index, jnp.int32))
+    keys = np.asarray(keys)
     engine = self.engine(sampling)
     limit = (sampling or self.sampling).max_new_tokens
     return engine.generate([Request(r, p, keys[r], limit) for r, p in enumerate(prompt_ids)])
@@ -79,10 +88,17 @@ class EngineSampler:
     results: list[list[Response]] = [[] for _ in prompts]
     if not pairs:
       return results
-    done = self._run([prompts[i].token_ids for i, _ in pairs], np.asarray([i for i, _ in pairs]), np.asarray([j for _, j in pairs]))
+    prompt_index, sample_index = np.asarray(pairs).T
+    done = self._run([prompts[i].token_ids for i, _ in pairs], prompt_index, sample_index)
     for (i, _), f in zip(pairs, done):
       results[i].append(
-          Response(token_ids=f.tokens, logprobs=f.logprobs, text=self.tokenizer.decode(f.tokens), truncated=f.truncated, step=step)
+          Response(
+              token_ids=f.tokens,
+              logprobs=f.logprobs,
+              text=self.tokenizer.decode(f.tokens),
+              truncated=f.truncated,
+              step=step,
+          )
       )
     return results
 
