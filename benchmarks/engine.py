@@ -1,6 +1,10 @@
 r"""The static sampling kernel against the continuous-batching engine, on unequal response lengths.
 
-  nice -n 19 .venv/bin/python -m benchmarks.engine --out=benchmarks/results/engine.json
+  nice -n 10 .venv/bin/python -m benchmarks.engine --requests=128 --max_new_tokens=128 --mean_len=32 \
+      --prompt_len=16 --prefill_chunk=16 --num_buckets=4 --out=benchmarks/results/engine_spread.json
+
+(the run BENCHMARKS.md reports; the defaults, 256 requests of up to 256 tokens, did not finish within
+30 minutes on the loaded 2-core machine).
 
 One process, one model (the sampler benchmark's 21M Qwen2-style model, random weights), the same
 `--requests` prompts (random tokens, `--prompt_len` each) sampled at temperature 1 with one stop
