@@ -20,7 +20,7 @@ import numpy as np
 
 from ar3po_jax.engine.engine import Engine, EngineConfig, Request
 from ar3po_jax.models.transformer import Transformer
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 from ar3po_jax.sampling import SamplingParams
 
 

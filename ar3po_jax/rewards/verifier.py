@@ -48,7 +48,7 @@ def _as_text(x: Any) -> str:
 
 
 class MathVerifier:
-  """`rollout.types.Verifier` for math answers: 1.0 when the response's final answer equals the truth.
+  """`ar3po_jax.types.Verifier` for math answers: 1.0 when the response's final answer equals the truth.
 
   timeout_s: the hard wall-clock limit of one sympy-path check (the fast path needs none); a check
     that exceeds it, or crashes its worker, scores 0 and is counted in `verify/timeouts` or
