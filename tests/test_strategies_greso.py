@@ -5,18 +5,13 @@ import copy
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import (
-    PromptCycle,
-    ScriptedSampler,
-    SimulatedSampler,
-    greso_rolled_fraction,
-    make_prompts,
-)
+from ar3po_jax.rollout.simulated import ScriptedSampler, SimulatedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy
-from ar3po_jax.rollout.strategies.greso import Greso, adapt, skip_probability
+from ar3po_jax.rollout.strategies.greso import Greso, adapt, rolled_fraction, skip_probability
 from configs.tiny import get_config
 
 
@@ -43,7 +38,7 @@ def greso_rollout(batch_prompts=3, group_size=4, **knobs):
 def make(rollout, scripts):
   prompts = make_prompts(len(scripts))
   sampler = ScriptedSampler({p.uid: s for p, s in zip(prompts, scripts)})
-  return Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts)), sampler
+  return Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts)), sampler
 
 
 def outcomes(result):
@@ -124,7 +119,7 @@ def test_resume_from_state_dict_is_exact():
   prompts = make_prompts(40)
   rates = {p.uid: r for p, r in zip(prompts, np.random.default_rng(0).uniform(0, 1, 40).tolist())}
   sampler = SimulatedSampler(rates, np.random.default_rng(1), rollout.max_new_tokens)
-  stream = PromptCycle(prompts, np.random.default_rng(2))
+  stream = PromptStream(prompts, 2)
   scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), stream)
   for step in range(6):
     scheduler.rollout(step, np.random.default_rng([3, step]))
@@ -153,7 +148,7 @@ def test_bad_knobs_are_named():
 
 
 def test_stationary_rolled_fraction_matches_the_simulated_chain():
-  # Frozen p_e (adapt_step 0), constant p: each prompt's visits follow the chain greso_rolled_fraction
+  # Frozen p_e (adapt_step 0), constant p: each prompt's visits follow the chain rolled_fraction
   # solves. One round of 100 candidates a step from a pool of 500 (no prompt twice in a step);
   # 15 visits per prompt of warm-up, then 40 measured.
   p, g, p_e = 0.2, 4, 0.7
@@ -162,7 +157,7 @@ def test_stationary_rolled_fraction_matches_the_simulated_chain():
   prompts = make_prompts(500)
   rates = {q.uid: p for q in prompts}
   sampler = SimulatedSampler(rates, np.random.default_rng(0), rollout.max_new_tokens, "constant:4")
-  stream = PromptCycle(prompts, np.random.default_rng(1))
+  stream = PromptStream(prompts, 1)
   scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), stream)
   rng = np.random.default_rng(2)
   rolled = drawn = 0
@@ -171,13 +166,13 @@ def test_stationary_rolled_fraction_matches_the_simulated_chain():
     if step >= 75:
       rolled += m["greso/rolled_out"]
       drawn += m["rollout/prompts_drawn"]
-  expected = greso_rolled_fraction(p, g, p_e, p_e)
+  expected = rolled_fraction(p, g, p_e, p_e)
   assert 0.5 < expected < 0.8  # a regime where skipping matters
   assert rolled / drawn == pytest.approx(expected, rel=0.02), (rolled / drawn, expected)
 
 
 def test_rolled_fraction_closed_form_edges():
-  assert greso_rolled_fraction(0.5, 8, 1.0, 1.0) == pytest.approx(1.0)  # p_e = 1: never skip
-  assert greso_rolled_fraction(0.0, 8, 0.5, 0.5) == 0.0  # always all wrong: z grows without bound
+  assert rolled_fraction(0.5, 8, 1.0, 1.0) == pytest.approx(1.0)  # p_e = 1: never skip
+  assert rolled_fraction(0.0, 8, 0.5, 0.5) == 0.0  # always all wrong: z grows without bound
   # f = 0.9^4 + 0.1^4 = 0.6562 > p_e = 0.5: the chain drifts, the fraction is 0.
-  assert greso_rolled_fraction(0.1, 4, 0.5, 0.5) == 0.0
+  assert rolled_fraction(0.1, 4, 0.5, 0.5) == 0.0

@@ -5,10 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, make_prompts
+from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy
 from ar3po_jax.rollout.strategies.knapsack import Knapsack, allocate, group_value
 from ar3po_jax.simulate import simulate
@@ -64,7 +65,7 @@ def test_first_step_is_grpo_then_estimates_steer_the_budget():
   rollout = knapsack_rollout()
   prompts = make_prompts(3)
   sampler = ScriptedSampler({"sim-0": "0" * 12, "sim-1": "1100" + "10" * 4, "sim-2": "1" * 12})
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   first = scheduler.rollout(0, np.random.default_rng(0))
   assert sampler.calls == [(["sim-0", "sim-1", "sim-2"], [4, 4, 4])]  # no estimates: equal shares
   assert first.metrics["knapsack/unseen_prompts"] == 3

@@ -5,18 +5,13 @@ import itertools
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import (
-    PromptCycle,
-    ScriptedSampler,
-    SimulatedSampler,
-    make_prompts,
-    pods_kept_correct_frac,
-)
+from ar3po_jax.rollout.simulated import ScriptedSampler, SimulatedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy
-from ar3po_jax.rollout.strategies.pods import Pods, kept_correct, max_variance_subset
+from ar3po_jax.rollout.strategies.pods import Pods, kept_correct, kept_correct_frac, max_variance_subset
 from ar3po_jax.simulate import simulate
 from configs.tiny import get_config
 
@@ -54,7 +49,7 @@ def test_groups_keep_the_max_variance_rows_by_hand():
   rollout = pods_rollout()
   prompts = make_prompts(2)
   sampler = ScriptedSampler({"sim-0": "100000", "sim-1": "111111"})
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   result = scheduler.rollout(0, np.random.default_rng(0))
   assert sampler.calls == [(["sim-0", "sim-1"], [6, 6])]
   g0, g1 = result.groups
@@ -83,11 +78,11 @@ def test_closed_forms_within_two_percent():
   rollout.batch_prompts = 4_000
   prompts = make_prompts(4_000)
   sampler = SimulatedSampler({q.uid: 0.3 for q in prompts}, np.random.default_rng(0), rollout.max_new_tokens)
-  result = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts)).rollout(
+  result = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts)).rollout(
       0, np.random.default_rng(1))
   kept = np.concatenate([g.correct for g in result.groups])
   assert kept.size == 4 * 4_000
-  expected = pods_kept_correct_frac(0.3, 8, 4)
+  expected = kept_correct_frac(0.3, 8, 4)
   assert 0.3 < expected < 0.5  # down-sampling pulls the kept rows toward half right
   assert kept.mean() == pytest.approx(expected, rel=0.02)
 

@@ -6,8 +6,8 @@ Lengths are independent of correctness; a drawn length above max_new_tokens is c
 response marked truncated. Token ids are zero views of one read-only array and log-probs are zeros
 (no per-response allocation: 10k prompts x 8 responses per stage stay cheap).
 
-`ScriptedSampler` instead replays predetermined outcomes per prompt (for tests of exact groups), and
-`PromptCycle` is a data stream over a fixed pool.
+`ScriptedSampler` instead replays predetermined outcomes per prompt (for tests of exact groups); the
+data stream over a fixed pool is the training loop's own `datasets.stream.PromptStream`.
 
 Pass-rate specs: "constant:P", "uniform" (U[0,1]), "beta:A,B", "file:PATH" (one rate per line, or
 a JSON list). Length specs: "constant:L", "uniform:LO,HI" (inclusive), "geometric:MEAN".
@@ -16,14 +16,12 @@ a JSON list). Length specs: "constant:L", "uniform:LO,HI" (inclusive), "geometri
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.strategies import pods
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 
 LengthSampler = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -157,78 +155,3 @@ class ScriptedSampler:
         )
       out.append(batch)
     return out
-
-
-class PromptCycle:
-  """A data stream over a fixed pool: in order, or in a fresh rng permutation every pass."""
-
-  def __init__(self, prompts: Sequence[Prompt], rng: np.random.Generator | None = None):
-    self.prompts, self.rng, self.order = list(prompts), rng, []
-
-  def __call__(self, n: int) -> list[Prompt]:
-    out = []
-    while len(out) < n:
-      if not self.order:
-        size = len(self.prompts)
-        self.order = self.rng.permutation(size).tolist() if self.rng is not None else list(range(size))
-      take = min(n - len(out), len(self.order))
-      out.extend(self.prompts[i] for i in self.order[:take])
-      del self.order[:take]
-    return out
-
-
-def greso_rolled_fraction(p: float, group_size: int, p_easy: float, p_hard: float) -> float:
-  """Long-run fraction of a prompt's visits on which GRESO rolls it out, at constant pass rate p and
-  frozen exploration probabilities (adapt_step = 0).
-
-  Per visit the prompt's state is (z, kind of its last zero-variance group); it is rolled out with
-  probability p_kind ** z, and a rollout is all right with probability a = p^G, all wrong with
-  b = (1 - p)^G (then z + 1), else mixed (z = 0). Balancing the flow into each state gives the
-  stationary mass (z, kind) proportional to f^(z-1) P(kind) / p_kind^z for z >= 1 (f = a + b), hence
-  rolled fraction = (1 / (1 - f)) / (1 + a / (p_easy - f) + b / (p_hard - f)). When f >= p_kind for a
-  kind that occurs, z drifts to infinity and the fraction tends to 0.
-  """
-  q = 1.0 - p
-  a, b = p**group_size, q**group_size
-  f = a + b
-  if f >= 1.0:
-    return 0.0
-  mass = 1.0
-  for share, p_explore in ((a, p_easy), (b, p_hard)):
-    if share > 0:
-      if p_explore <= f:
-        return 0.0
-      mass += share / (p_explore - f)
-  return (1.0 / (1.0 - f)) / mass
-
-
-def pods_kept_correct_frac(p: float, n: int, m: int) -> float:
-  """Expected fraction of correct rows among the min(n, m) PODS keeps, at constant pass rate p."""
-  q, kept = 1.0 - p, min(n, m)
-  return sum(math.comb(n, c) * p**c * q ** (n - c) * pods.kept_correct(c, n, m) for c in range(n + 1)) / kept
-
-
-def closed_forms(rollout_config, strategy: str, p: float) -> dict[str, float]:
-  """Closed forms of the strategies added after the first four (greso, knapsack, pods), constant p.
-
-  Like simulate.closed_forms: per prompt and step, at the first step, except the `stationary_` ones.
-  """
-  q = 1.0 - p
-  if strategy == "greso":
-    g, s = rollout_config.group_size, rollout_config.greso
-    out = {"responses_per_prompt": float(g)}  # nothing is skipped before any history
-    if s.adapt_step == 0:
-      rolled = greso_rolled_fraction(p, g, s.p_init, s.p_init)
-      out.update({"stationary_responses_per_prompt": g * rolled, "stationary_greso_rolled_fraction": rolled})
-    return out
-  if strategy == "knapsack":
-    return {"responses_per_prompt": float(rollout_config.group_size)}  # the budget, exactly
-  if strategy == "pods":
-    n, m = rollout_config.pods.n_sample, rollout_config.pods.n_train
-    return {
-        "responses_per_prompt": float(n),
-        "frac_zero_adv_groups_before_reuse": p**n + q**n,
-        "pods_train_responses_per_prompt": float(min(n, m)),
-        "pods_kept_correct_frac": pods_kept_correct_frac(p, n, m),
-    }
-  return {}

@@ -52,6 +52,31 @@ def adapt(p_explore: float, observed: float, target: float, step: float, p_min: 
   return float(min(1.0, max(p_min, p_explore)))
 
 
+def rolled_fraction(p: float, group_size: int, p_easy: float, p_hard: float) -> float:
+  """Long-run fraction of a prompt's visits on which GRESO rolls it out, at constant pass rate p and
+  frozen exploration probabilities (adapt_step = 0).
+
+  Per visit the prompt's state is (z, kind of its last zero-variance group); it is rolled out with
+  probability p_kind ** z, and a rollout is all right with probability a = p^G, all wrong with
+  b = (1 - p)^G (then z + 1), else mixed (z = 0). Balancing the flow into each state gives the
+  stationary mass (z, kind) proportional to f^(z-1) P(kind) / p_kind^z for z >= 1 (f = a + b), hence
+  rolled fraction = (1 / (1 - f)) / (1 + a / (p_easy - f) + b / (p_hard - f)). When f >= p_kind for a
+  kind that occurs, z drifts to infinity and the fraction tends to 0.
+  """
+  q = 1.0 - p
+  a, b = p**group_size, q**group_size
+  f = a + b
+  if f >= 1.0:
+    return 0.0
+  mass = 1.0
+  for share, p_explore in ((a, p_easy), (b, p_hard)):
+    if share > 0:
+      if p_explore <= f:
+        return 0.0
+      mass += share / (p_explore - f)
+  return (1.0 / (1.0 - f)) / mass
+
+
 @register
 class Greso(Strategy):
   name = "greso"
@@ -65,6 +90,17 @@ class Greso(Strategy):
       "greso/p_explore_easy": "exploration probability of prompts last all right, after this step's update",
       "greso/p_explore_hard": "exploration probability of prompts last all wrong, after this step's update",
       "greso/tracked_prompts": "prompt uids with a zero-variance history (z >= 1)",
+  }
+
+  config_defaults: ClassVar[dict[str, object]] = {
+      "keep": "mixed",  # "mixed": dynamic sampling as in the paper | "all": GRPO's budget
+      "gen_batch_prompts": 0,  # candidates per round; 0: batch_prompts
+      "max_gen_batches": 4,
+      "p_init": 0.5,  # exploration probability p_e: skip with prob. 1 - p_e ** z
+      "p_min": 0.05,
+      "adapt_step": 0.01,
+      "target_easy": 0.125,  # target fractions of all-right / all-wrong rolled-out groups
+      "target_hard": 0.125,
   }
 
   def __init__(self, rollout_config):
@@ -93,6 +129,17 @@ class Greso(Strategy):
   @classmethod
   def config_problems(cls, config) -> list[str]:
     return cls.config_problems_of(config.rollout)
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    """The first step rolls out every candidate (no history yet); with adapt_step = 0 also the long-run
+    (`stationary_`) values of `rolled_fraction`."""
+    g, s = int(rollout_config.group_size), rollout_config.greso
+    out = {"responses_per_prompt": float(g)}
+    if s.adapt_step == 0:
+      rolled = rolled_fraction(p, g, s.p_init, s.p_init)
+      out.update({"stationary_responses_per_prompt": g * rolled, "stationary_greso_rolled_fraction": rolled})
+    return out
 
   @staticmethod
   def config_problems_of(r) -> list[str]:

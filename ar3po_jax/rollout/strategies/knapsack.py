@@ -76,6 +76,15 @@ class Knapsack(Strategy):
       "knapsack/tracked_prompts": "prompt uids with an estimate",
   }
 
+  config_defaults: ClassVar[dict[str, object]] = {
+      # Allocation at GRPO's budget (batch_prompts x group_size responses per step), N per prompt in
+      # [min_responses, max_responses].
+      "min_responses": 2,
+      "max_responses": 24,
+      "info_gain": "p_q2",  # "p_q2": p (1 - p)^2 | "one"
+      "prior": 0.5,  # pseudo-counts of the pass-rate estimate
+  }
+
   def __init__(self, rollout_config):
     problems = self.config_problems_of(rollout_config)
     require(not problems, "; ".join(problems))
@@ -94,6 +103,11 @@ class Knapsack(Strategy):
   @classmethod
   def config_problems(cls, config) -> list[str]:
     return cls.config_problems_of(config.rollout)
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    del p
+    return {"responses_per_prompt": float(rollout_config.group_size)}  # the budget, exactly
 
   @staticmethod
   def config_problems_of(r) -> list[str]:

@@ -18,12 +18,13 @@ Our choices (knobs in `rollout.pods`):
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Sequence
 
 import numpy as np
 
 from ar3po_jax.rollout.strategies.base import StepState, Strategy, counts_for, register, require
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 def max_variance_subset(rewards_N: Sequence[float], m: int) -> list[int]:
@@ -51,12 +52,23 @@ def kept_correct(c: int, n: int, m: int) -> int:
   return min(max((m + 1) // 2, lo), hi)
 
 
+def kept_correct_frac(p: float, n: int, m: int) -> float:
+  """Expected fraction of correct rows among the min(n, m) PODS keeps, at constant pass rate p."""
+  q, kept = 1.0 - p, min(n, m)
+  return sum(math.comb(n, c) * p**c * q ** (n - c) * kept_correct(c, n, m) for c in range(n + 1)) / kept
+
+
 @register
 class Pods(Strategy):
   name = "pods"
   metrics_doc: ClassVar[dict[str, str]] = {
       "pods/dropped": "sampled responses left out of the update by down-sampling",
       "pods/kept_reward_std": "mean over groups of the kept rows' reward standard deviation",
+  }
+
+  config_defaults: ClassVar[dict[str, object]] = {
+      "n_sample": 16,  # responses sampled per prompt
+      "n_train": 8,  # of which the n_train with the largest reward variance are trained
   }
 
   def __init__(self, rollout_config):
@@ -73,6 +85,16 @@ class Pods(Strategy):
   @classmethod
   def config_problems(cls, config) -> list[str]:
     return cls.config_problems_of(config.rollout)
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    n, m, q = int(rollout_config.pods.n_sample), int(rollout_config.pods.n_train), 1.0 - p
+    return {
+        "responses_per_prompt": float(n),
+        "frac_zero_adv_groups_before_reuse": p**n + q**n,
+        "pods_train_responses_per_prompt": float(min(n, m)),
+        "pods_kept_correct_frac": kept_correct_frac(p, n, m),
+    }
 
   @staticmethod
   def config_problems_of(r) -> list[str]:
