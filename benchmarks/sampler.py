@@ -20,8 +20,6 @@ FLOPs per new token.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import tempfile
 import time

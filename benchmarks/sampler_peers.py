@@ -65,7 +65,8 @@ class _IdTokenizer:
 
 
 def _tunix_model(config: ModelConfig, checkpoint: str):
-  from tunix.models.qwen2 import model as qwen2_model, params as qwen2_params
+  from tunix.models.qwen2 import model as qwen2_model
+  from tunix.models.qwen2 import params as qwen2_params
 
   tunix_config = qwen2_model.ModelConfig(
       num_layers=config.n_layers,

@@ -16,9 +16,9 @@ import pytest
 
 from ar3po_jax import checkpoint, metrics
 from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rewards import ExactVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts
-from ar3po_jax.rewards import ExactVerifier
 from ar3po_jax.update import init_train_state, make_optimizer
 from configs import tiny
 from tests.helpers import tiny_model

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from ar3po_jax import config_validation, workdir_lock
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards import MathVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.types import Prompt, Response
 from configs import paper, tiny
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import STRATEGIES, ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import ScriptedSampler, SimulatedSampler, make_prompts
 from configs.tiny import STRATEGIES as CONFIG_STRATEGIES
 from configs.tiny import get_config

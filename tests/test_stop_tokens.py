@@ -5,8 +5,8 @@ import numpy as np
 
 from ar3po_jax import batching
 from ar3po_jax.policy import PolicySampler
-from ar3po_jax.types import Group, Prompt, Response
 from ar3po_jax.sampling import SamplingParams
+from ar3po_jax.types import Group, Prompt, Response
 from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
 from tests.helpers import left_padded_prompts, tiny_model
 

@@ -1,5 +1,3 @@
-import jax
-import numpy as np
 import pytest
 
 from ar3po_jax.tasks import warmstart

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ar3po_jax import sharding as sharding_lib
-from ar3po_jax.models.params_io import unflatten as _unflatten
 from ar3po_jax.models import safetensors_io
+from ar3po_jax.models.params_io import unflatten as _unflatten
 from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
 
 ARCHITECTURES = {"qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM"}

@@ -13,7 +13,6 @@ import json
 import os
 from typing import Sequence
 
-
 NO_TOKEN = -1
 
 
