@@ -85,7 +85,9 @@ def weight_matmul_step_ms(config: ModelConfig, batch: int, steps: int = 64) -> f
   step time over this one is the profile's first number: the share spent outside the matmuls."""
   c = config
   keys = iter(jax.random.split(jax.random.key(1), 8 * c.n_layers + 1))
-  w = lambda m, n: jax.random.normal(next(keys), (m, n), jnp.float32) * 0.02
+  def w(m, n):
+    return jax.random.normal(next(keys), (m, n), jnp.float32) * 0.02
+
   q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
   layers = [(w(c.d_model, q), w(c.d_model, kv), w(c.d_model, kv), w(q, c.d_model), w(c.d_model, c.d_ff), w(c.d_model, c.d_ff), w(c.d_ff, c.d_model)) for _ in range(c.n_layers)]
   head = w(c.d_model, c.vocab_size)

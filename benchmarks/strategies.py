@@ -160,7 +160,9 @@ def main(argv=None):
   args = parse_args(argv)
   os.makedirs(args.results, exist_ok=True)
   os.makedirs(args.workdir, exist_ok=True)
-  log = lambda message: print(message, flush=True)
+  def log(message):
+    print(message, flush=True)
+
   if not args.aggregate_only:
     # Seed-major order: every variant of a seed shares its warm start, which the first one caches.
     for seed in args.seeds:

@@ -130,7 +130,9 @@ def run_padding(pattern: str) -> dict:
     }
   if not per_run:
     return {"runs": {}}
-  mean = lambda key: float(np.mean([r[key] for r in per_run.values()]))
+  def mean(key):
+    return float(np.mean([r[key] for r in per_run.values()]))
+
   return {
       "runs": per_run,
       "padding_efficiency": mean("padding_efficiency"),
