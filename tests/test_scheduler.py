@@ -103,7 +103,8 @@ def test_one_sampler_call_per_stage_holds_every_prompt_of_the_stage():
   prompts = make_prompts(3)
   sampler = ScriptedSampler({"sim-0": "00000000", "sim-1": "00000001", "sim-2": "1000"})
   verifier = CountingVerifier()
-  Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptStream(prompts)).rollout(0, np.random.default_rng(0))
+  scheduler = Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptStream(prompts))
+  scheduler.rollout(0, np.random.default_rng(0))
   assert sampler.calls == [(["sim-0", "sim-1", "sim-2"], [4, 4, 4]), (["sim-0", "sim-1"], [4, 4])]
   assert verifier.calls == [12, 8]
 
