@@ -10,8 +10,8 @@ from ar3po_jax.engine.live import LiveTransformer
 from ar3po_jax.engine.sampler import EngineSampler
 from ar3po_jax.models.transformer import init_cache
 from ar3po_jax.policy import PolicySampler
-from ar3po_jax.types import Prompt
 from ar3po_jax.sampling import SamplingParams, sample
+from ar3po_jax.types import Prompt
 from tests.helpers import left_padded_prompts, tiny_model
 
 STOP = 3
