@@ -134,7 +134,9 @@ def pack_update_batch(
       "sampler_logp_BxTr": old_logp.copy(),
       "rewards_B": column(rewards, np.float32, 0.0),
       # Padding rows get their own group ids beyond the real groups so they touch no real statistic.
-      "group_ids_B": np.concatenate([np.asarray(group_ids, np.int32), np.arange(len(groups), len(groups) + rows - n, dtype=np.int32)]),
+      "group_ids_B": np.concatenate(
+          [np.asarray(group_ids, np.int32), np.arange(len(groups), len(groups) + rows - n, dtype=np.int32)]
+      ),
       "row_valid_B": column(True, bool, False) if n else np.zeros((rows,), bool),
       "train_row_B": column(train_rows, bool, False),
       # Sampled this step by the current policy (reused rows were drawn by older ones).

@@ -57,7 +57,8 @@ ITEMS = ("state", "arrays", "host")
 # logged, how often it is evaluated or saved, and where arrays live, not what a step computes. (The
 # strategy presets only fill other fields, which are compared themselves.)
 RESUMABLE_CHANGES = (
-    "rl.steps", "rl.max_skipped_steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.", "model.export_every", "presets.",
+    "rl.steps", "rl.max_skipped_steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.",
+    "model.export_every", "presets.",
 )
 
 
@@ -224,12 +225,17 @@ def run_identity(config, tokenizer) -> dict[str, Any]:
 def check_identity(saved: dict, current: dict) -> None:
   """Raises ResumeError naming every field in which the checkpointed run differs from this one."""
   old, new = saved["config"], current["config"]
-  diffs = [f"{k}: checkpoint {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+  diffs = [
+      f"{k}: checkpoint {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r}"
+      for k in sorted(set(old) | set(new))
+      if old.get(k) != new.get(k)
+  ]
   if saved["tokenizer"]["sha256"] != current["tokenizer"]["sha256"]:
     diffs.append(f"tokenizer: checkpoint {saved['tokenizer']}, now {current['tokenizer']}")
   if diffs:
     raise ResumeError(
-        "the workdir holds checkpoints of a different run; use another --workdir or restore these settings:\n  - " + "\n  - ".join(diffs)
+        "the workdir holds checkpoints of a different run; use another --workdir or restore these settings:\n  - "
+        + "\n  - ".join(diffs)
     )
 
 
@@ -317,7 +323,9 @@ class Checkpointer:
     try:
       self._manager.save(
           step,
-          args=ocp.args.Composite(state=ocp.args.StandardSave(train_state), arrays=NpzSave(arrays), host=ocp.args.JsonSave(host)),
+          args=ocp.args.Composite(
+              state=ocp.args.StandardSave(train_state), arrays=NpzSave(arrays), host=ocp.args.JsonSave(host)
+          ),
           force=True,
       )
     except Exception as e:  # the synchronous part: the temporary folder, the device-to-host copy
@@ -389,9 +397,13 @@ class Checkpointer:
   def complete_steps(self) -> list[int]:
     """Steps whose folder orbax finished, newest first."""
     steps = self._manager.all_steps()
-    return sorted((s for s in steps if os.path.isfile(os.path.join(self.directory, str(s), COMMIT_MARKER))), reverse=True)
+    return sorted(
+        (s for s in steps if os.path.isfile(os.path.join(self.directory, str(s), COMMIT_MARKER))), reverse=True
+    )
 
-  def restore_latest(self, like_train_state, identity: dict | None = None, log: Callable[[str], None] = print) -> Restored | None:
+  def restore_latest(
+      self, like_train_state, identity: dict | None = None, log: Callable[[str], None] = print
+  ) -> Restored | None:
     """The newest checkpoint that restores, with the TrainState placed like `like_train_state`.
 
     identity (`run_identity`): checked against each checkpoint's before its arrays are read, so a
@@ -412,13 +424,15 @@ class Checkpointer:
         self._set_aside(step)
         continue
       if not os.path.isfile(os.path.join(self.directory, str(step), CHECKSUMS)):
-        log(f"checkpoint: step {step} has no {CHECKSUMS} (saved by an older version, or killed before they were written); "
-            "restoring it unverified")
+        log(f"checkpoint: step {step} has no {CHECKSUMS} (saved by an older version, or killed before they were "
+            "written); restoring it unverified")
       try:
         host = self._manager.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore())).host
         if identity is not None:
           check_identity(host["identity"], identity)
-        out = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), arrays=NpzRestore()))
+        out = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), arrays=NpzRestore())
+        )
       except ResumeError:
         raise
       except Exception as e:  # any unreadable piece: fall back to the previous checkpoint

@@ -29,7 +29,12 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None, auto: bool = False) -> bool:
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    auto: bool = False,
+) -> bool:
   """Starts the multi-process runtime if flags or the environment ask for it; returns whether it did.
 
   Flags win over JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID. `auto` calls

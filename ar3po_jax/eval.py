@@ -21,7 +21,9 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 
 def define_flags() -> None:
-  config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Eval config, optionally with ':benchmark,benchmark'.", lock_config=True)
+  config_flags.DEFINE_config_file(
+      "config", _DEFAULT_CONFIG, "Eval config, optionally with ':benchmark,benchmark'.", lock_config=True
+  )
   flags.DEFINE_string("checkpoint", None, "Hugging Face checkpoint folder (overrides config.checkpoint).")
   flags.DEFINE_string("output", None, "Report path (default: config.output, else <checkpoint>/eval_report.json).")
 

@@ -33,7 +33,8 @@ DOCS: dict[str, str] = {
     "train/ratio_min": "smallest per-token pi_theta / pi_old over all S steps",
     "train/ratio_max": "largest per-token pi_theta / pi_old over all S steps",
     "train/logp_mean": "token-mean log-prob of trained tokens",
-    "train/logprob_mismatch_mean": "mean |sampler - trainer| log-prob of fresh tokens, first mini-batch, before any step",
+    "train/logprob_mismatch_mean":
+        "mean |sampler - trainer| log-prob of fresh tokens, first mini-batch, before any step",
     "train/logprob_mismatch_max": "max |sampler - trainer| log-prob of fresh tokens, first mini-batch, before any step",
     "train/tis_weight_mean": "mean truncated importance weight min(pi_old / pi_sampler, rl.tis_cap) (rl.tis_cap > 0)",
     "train/optimizer_steps": "optimizer steps applied in this update (S, less any skipped)",
@@ -62,7 +63,8 @@ DOCS: dict[str, str] = {
     "rollout/masked_responses": "responses in those groups with train_mask False",
     "rollout/reused": "reused responses added from the buffer",
     "rollout/frac_zero_adv_groups_before_reuse": "fraction of groups with zero advantage, reused rows left out",
-    "rollout/frac_zero_adv_groups": "fraction of groups with all training rewards equal or one response, and no posterior_mean",
+    "rollout/frac_zero_adv_groups":
+        "fraction of groups with all training rewards equal or one response, and no posterior_mean",
     "rollout/frac_all_wrong_before_reuse": "fraction of groups whose sampled responses are all wrong",
     "rollout/frac_all_wrong": "fraction of groups with no correct response, reused included",
     "rollout/reward_mean": "mean verifier reward over all sampled responses",
@@ -71,7 +73,8 @@ DOCS: dict[str, str] = {
     "rollout/cum_tokens": "response tokens sampled since the start of RL",
     "buffer/size": "responses in the replay buffer after this step's additions",
     "buffer/staleness": "mean (step - producing step) over this step's reused responses",
-    "verify/*": "the verifier's counters for this step's calls, where it keeps any (MathVerifier: errors, timeouts, ...)",
+    "verify/*":
+        "the verifier's counters for this step's calls, where it keeps any (MathVerifier: errors, timeouts, ...)",
     "time/sample_s": "seconds inside sampler calls",
     "time/verify_s": "seconds inside verifier calls",
     "time/update_s": "seconds in the update (old/ref log-prob passes included)",
@@ -102,7 +105,11 @@ class RunCounters:
   compiled_shapes: set[tuple[int, ...]] = dataclasses.field(default_factory=set)
 
   def state_dict(self) -> dict:
-    return {"cum_responses": self.cum_responses, "cum_tokens": self.cum_tokens, "compiled_shapes": sorted(self.compiled_shapes)}
+    return {
+        "cum_responses": self.cum_responses,
+        "cum_tokens": self.cum_tokens,
+        "compiled_shapes": sorted(self.compiled_shapes),
+    }
 
   def load_state_dict(self, state: dict) -> None:
     self.cum_responses, self.cum_tokens = int(state["cum_responses"]), int(state["cum_tokens"])
@@ -110,7 +117,10 @@ class RunCounters:
 
 
 # What the progress bar and the summary show, in order.
-_LIVE = ("eval/accuracy", "rollout/reward_mean", "rollout/responses_per_prompt", "rollout/frac_zero_adv_groups", "train/clip_frac")
+_LIVE = (
+    "eval/accuracy", "rollout/reward_mean", "rollout/responses_per_prompt", "rollout/frac_zero_adv_groups",
+    "train/clip_frac",
+)
 
 
 def _jsonable(value: Any):
@@ -197,7 +207,8 @@ def summary_table(history: list[dict], warm_start_accuracy: float | None = None)
   evals = [(r["step"], r["eval/accuracy"]) for r in history if r.get("eval/accuracy") is not None]
   rows = []
   if evals:
-    rows.append(("eval/accuracy (first -> last)", f"{evals[0][1]:.3f} -> {evals[-1][1]:.3f}  ({100 * (evals[-1][1] - evals[0][1]):+.1f} points)"))
+    first, last = evals[0][1], evals[-1][1]
+    rows.append(("eval/accuracy (first -> last)", f"{first:.3f} -> {last:.3f}  ({100 * (last - first):+.1f} points)"))
   steps = [r for r in history if "rollout/responses" in r]
   if steps:
     responses = sum(r["rollout/responses"] for r in steps)
@@ -205,7 +216,9 @@ def summary_table(history: list[dict], warm_start_accuracy: float | None = None)
     rows.append(("RL steps", str(len(steps))))
     rows.append(("responses sampled", f"{int(responses):,}"))
     rows.append(("response tokens sampled", f"{int(tokens):,}"))
-    for name in ("rollout/responses_per_prompt", "rollout/frac_zero_adv_groups", "rollout/reward_mean", "train/clip_frac"):
+    for name in (
+        "rollout/responses_per_prompt", "rollout/frac_zero_adv_groups", "rollout/reward_mean", "train/clip_frac"
+    ):
       values = [r[name] for r in steps if isinstance(r.get(name), (int, float))]
       if values:
         rows.append((f"{name} (mean)", f"{np.mean(values):.3f}"))
@@ -224,7 +237,9 @@ def plot_accuracy_vs_responses(history: list[dict], path: str, title: str = "") 
   import matplotlib.pyplot as plt
   import matplotlib.ticker
 
-  points = [(r.get("rollout/cum_responses", 0), r["eval/accuracy"]) for r in history if r.get("eval/accuracy") is not None]
+  points = [
+      (r.get("rollout/cum_responses", 0), r["eval/accuracy"]) for r in history if r.get("eval/accuracy") is not None
+  ]
   if not points:
     return
   xs, ys = zip(*points)

@@ -18,9 +18,9 @@ import numpy as np
 
 from ar3po_jax import batching, distributed
 from ar3po_jax.models.transformer import Transformer
-from ar3po_jax.types import Prompt, Response
 from ar3po_jax.sampling import SamplingParams, sample
 from ar3po_jax.tokenizers import Tokenizer
+from ar3po_jax.types import Prompt, Response
 
 
 class PolicySampler:

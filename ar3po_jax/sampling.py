@@ -106,7 +106,9 @@ def sample(
   kv_mask_BxS = jnp.concatenate([prompt_mask_BxTp, jnp.zeros((B, Tr), bool)], axis=1)
   positions_BxTp = positions_from_mask(prompt_mask_BxTp)
   # Prompts are left-padded, so the last slot holds every row's last prompt token.
-  logits_Bx1xV, cache = model.apply({"params": weights}, prompt_BxTp, positions_BxTp, kv_mask_BxS, cache, 0, last_only=True)
+  logits_Bx1xV, cache = model.apply(
+      {"params": weights}, prompt_BxTp, positions_BxTp, kv_mask_BxS, cache, 0, last_only=True
+  )
   cache = _constrain(cache, cache_sharding)
   prompt_len_B = jnp.sum(prompt_mask_BxTp, axis=1).astype(jnp.int32)
 
@@ -168,7 +170,12 @@ def _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots
 
 
 def sequence_logprobs(
-    weights: dict, model: Transformer, tokens_BxT: jax.Array, mask_BxT: jax.Array, prompt_slots: int, temperature: float = 1.0
+    weights: dict,
+    model: Transformer,
+    tokens_BxT: jax.Array,
+    mask_BxT: jax.Array,
+    prompt_slots: int,
+    temperature: float = 1.0,
 ) -> jax.Array:
   """Per-token float32 log-probs [B, T - Tp] of the response columns of prompt+response rows (not
   jitted: the update differentiates through it; `score` is the jitted form)."""
@@ -196,7 +203,10 @@ def sequence_logprobs_and_entropy(
 
 
 @functools.partial(jax.jit, static_argnames=("model", "prompt_slots", "temperature", "batch_sharding"))
-def score(weights, tokens_BxT, mask_BxT, *, model: Transformer, prompt_slots: int, temperature: float = 1.0, batch_sharding=None):
+def score(
+    weights, tokens_BxT, mask_BxT, *, model: Transformer, prompt_slots: int, temperature: float = 1.0,
+    batch_sharding=None,
+):
   """Jitted `sequence_logprobs`, zeroed outside the mask: old and reference log-probs.
 
   batch_sharding: rows of the inputs and of the result on a mesh (`sharding.batch_sharding`)."""

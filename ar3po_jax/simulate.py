@@ -28,7 +28,9 @@ def define_flags() -> None:
   config_flags.DEFINE_config_file("config", "configs/tiny.py:ar3po", "Config file (configs/tiny.py:STRATEGY).")
   flags.DEFINE_string("strategies", "", "Comma-separated strategies; empty: the config's.")
   flags.DEFINE_string("pass_rate", "constant:0.3", "constant:P | uniform | beta:A,B | file:PATH")
-  flags.DEFINE_string("lengths", "", "constant:L | uniform:LO,HI | geometric:MEAN; empty: uniform:1,1.25*max_new_tokens")
+  flags.DEFINE_string(
+      "lengths", "", "constant:L | uniform:LO,HI | geometric:MEAN; empty: uniform:1,1.25*max_new_tokens"
+  )
   flags.DEFINE_integer("num_prompts", 10_000, "Prompts per step (the whole pool).", lower_bound=1)
   flags.DEFINE_integer("steps", 1, "Steps; the buffer only matters from the second on.", lower_bound=1)
   flags.DEFINE_integer("seed", 0, "Seed of pass rates, data order, sampling and scheduling.")

@@ -140,7 +140,9 @@ def make_schedule(lr: float, warmup_steps: int = 0) -> optax.Schedule:
   return optax.constant_schedule(lr)
 
 
-def make_optimizer(lr: float, weight_decay: float = 0.0, grad_clip: float = 0.0, warmup_steps: int = 0) -> optax.GradientTransformation:
+def make_optimizer(
+    lr: float, weight_decay: float = 0.0, grad_clip: float = 0.0, warmup_steps: int = 0
+) -> optax.GradientTransformation:
   """AdamW after global-norm clipping. A linear warm-up keeps Adam's first steps, whose second-moment
   estimate is still noisy and which move every weight by about lr, from jolting the policy."""
   parts = [optax.clip_by_global_norm(grad_clip)] if grad_clip > 0 else []
@@ -382,7 +384,13 @@ def make_update_fn(
 
 
 def jit_update(update_fn, state_sharding=None, batch_sharding=None):
-  """Jitted update with the state donated (the batch comes from host memory: nothing to reuse); shardings None leave placement to inputs."""
+  """Jitted update with the state donated (the batch comes from host memory: nothing to reuse); shardings None
+  leave placement to inputs."""
   if state_sharding is None and batch_sharding is None:
     return jax.jit(update_fn, donate_argnums=(0,))
-  return jax.jit(update_fn, in_shardings=(state_sharding, batch_sharding), out_shardings=(state_sharding, None), donate_argnums=(0,))
+  return jax.jit(
+      update_fn,
+      in_shardings=(state_sharding, batch_sharding),
+      out_shardings=(state_sharding, None),
+      donate_argnums=(0,),
+  )

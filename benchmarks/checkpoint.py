@@ -43,7 +43,8 @@ def _buffer(entries: int, tokens: int) -> ReplayBuffer:
   rng = np.random.default_rng(0)
   for i in range(entries):
     ids = rng.integers(4, 128, tokens).astype(np.int32)
-    buffer.add(f"p{i // 2}", Response(ids, rng.normal(size=tokens).astype(np.float32), "x" * tokens, False, reward=1.0), step=i // 64)
+    response = Response(ids, rng.normal(size=tokens).astype(np.float32), "x" * tokens, False, reward=1.0)
+    buffer.add(f"p{i // 2}", response, step=i // 64)
   return buffer
 
 
@@ -51,7 +52,9 @@ def _trained_like(state):
   # Adam moments of a trained model are dense, not the zeros of a fresh one (which compress to nothing).
   leaves, treedef = jax.tree.flatten(state)
   rng = np.random.default_rng(1)
-  return jax.tree.unflatten(treedef, [rng.normal(size=x.shape).astype(x.dtype) if x.dtype == np.float32 else x for x in leaves])
+  return jax.tree.unflatten(
+      treedef, [rng.normal(size=x.shape).astype(x.dtype) if x.dtype == np.float32 else x for x in leaves]
+  )
 
 
 def _measure(directory: str, state, host: dict, repeats: int) -> dict:
@@ -81,7 +84,9 @@ def main(argv):
   params = init_params(model_config, jax.random.key(0))
   state = _trained_like(init_train_state(params, make_optimizer(1e-4)))
   buffer = _buffer(FLAGS.buffer_entries, FLAGS.response_tokens)
-  host = {"buffer": buffer.state_dict(), "sampler_key": [0, 1], "host_rng": np.random.default_rng(0).bit_generator.state}
+  host = {
+      "buffer": buffer.state_dict(), "sampler_key": [0, 1], "host_rng": np.random.default_rng(0).bit_generator.state
+  }
   num_params = sum(x.size for x in jax.tree.leaves(params))
   with tempfile.TemporaryDirectory() as d:
     with_buffer = _measure(os.path.join(d, "with_buffer"), state, host, FLAGS.repeats)

@@ -152,8 +152,10 @@ def main(_):
   shape = (_REQUESTS.value, _PROMPT_LEN.value)
   prompts = np.random.default_rng(0).integers(2, config.vocab_size, shape, dtype=np.int32)
   params, p_stop = with_stop_rate(init_params(config, jax.random.key(0)), prompts[:64], model, _MEAN_LEN.value)
-  print(f"stop token {_STOP}: median first-step probability {p_stop:.4f} (target {1 / _MEAN_LEN.value:.4f})", flush=True)
-  sampling = SamplingParams(max_new_tokens=_MAX_NEW.value, temperature=1.0, eos_id=_STOP, pad_id=0)
+  print(
+      f"stop token {_STOP}: median first-step probability {p_stop:.4f} (target {1 / _MEAN_LEN.value:.4f})", flush=True
+  )
+  sampling = SamplingParams(max_new_tokens=_MAX_NEW.value, temperature=1.0, stop_ids=(_STOP,), pad_id=0)
   engine_config = EngineConfig(
       slots=_BATCH.value,
       steps_per_call=_STEPS.value,

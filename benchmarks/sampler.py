@@ -20,8 +20,6 @@ FLOPs per new token.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import tempfile
 import time
@@ -47,10 +45,12 @@ _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 # Qwen2-style, about 21M parameters. The vocabulary is kept at 8192 so that the embedding (tied
 # with the output head) is a fifth of the parameters, not most of them as with Qwen's 152k.
 MODEL_20M = ModelConfig(
-    vocab_size=8192, d_model=512, n_layers=6, n_heads=8, n_kv_heads=2, head_dim=64, d_ff=1408, qkv_bias=True, tie_embeddings=True
+    vocab_size=8192, d_model=512, n_layers=6, n_heads=8, n_kv_heads=2, head_dim=64, d_ff=1408, qkv_bias=True,
+    tie_embeddings=True,
 )
 MODEL_TINY = ModelConfig(
-    vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, qkv_bias=True, tie_embeddings=True
+    vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, qkv_bias=True,
+    tie_embeddings=True,
 )
 
 
@@ -60,7 +60,9 @@ def _timed(fn, *args) -> tuple[float, object]:
   return time.perf_counter() - start, out
 
 
-def parity(config: ModelConfig, params: dict, checkpoint: str, prompts: np.ndarray, gens: dict, threads: int, steps: int) -> dict:
+def parity(
+    config: ModelConfig, params: dict, checkpoint: str, prompts: np.ndarray, gens: dict, threads: int, steps: int
+) -> dict:
   """Max |logit difference| of the first new token against ours, and the fraction of greedy
   tokens that match ours over `steps` steps (tokens after a first disagreement still count)."""
   reference = sampler_peers.first_logits_ours(config, params, prompts)
@@ -87,9 +89,17 @@ def weight_matmul_step_ms(config: ModelConfig, batch: int, steps: int = 64) -> f
   step time over this one is the profile's first number: the share spent outside the matmuls."""
   c = config
   keys = iter(jax.random.split(jax.random.key(1), 8 * c.n_layers + 1))
-  w = lambda m, n: jax.random.normal(next(keys), (m, n), jnp.float32) * 0.02
+  def w(m, n):
+    return jax.random.normal(next(keys), (m, n), jnp.float32) * 0.02
+
   q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
-  layers = [(w(c.d_model, q), w(c.d_model, kv), w(c.d_model, kv), w(q, c.d_model), w(c.d_model, c.d_ff), w(c.d_model, c.d_ff), w(c.d_ff, c.d_model)) for _ in range(c.n_layers)]
+  layers = [
+      (
+          w(c.d_model, q), w(c.d_model, kv), w(c.d_model, kv), w(q, c.d_model),
+          w(c.d_model, c.d_ff), w(c.d_model, c.d_ff), w(c.d_ff, c.d_model),
+      )
+      for _ in range(c.n_layers)
+  ]
   head = w(c.d_model, c.vocab_size)
 
   @jax.jit
@@ -160,7 +170,8 @@ def main(_):
       results[name].append(row)
       print(
           f"{name:>12} B={B:<4} {row['tokens_per_s']:8.0f} tok/s  decode {row['decode_tokens_per_s']:8.0f} tok/s"
-          f"  step {row['decode_step_ms']:6.1f} ms  prefill+1 {row['prefill_and_first_token_s']:.3f} s  compile {row['compile_s']:.1f} s",
+          f"  step {row['decode_step_ms']:6.1f} ms  prefill+1 {row['prefill_and_first_token_s']:.3f} s"
+          f"  compile {row['compile_s']:.1f} s",
           flush=True,
       )
   peak = max(peak_before, machine.matmul_peak_flops())
@@ -171,7 +182,8 @@ def main(_):
     row["matmul_only_step_ms"] = weight_matmul_step_ms(config, row["batch"])
     row["step_over_matmul_only"] = row["decode_step_ms"] / row["matmul_only_step_ms"]
     print(
-        f"ours B={row['batch']}: decode {100 * row['decode_fraction_of_peak']:.0f}% of peak; step {row['decode_step_ms']:.1f} ms"
+        f"ours B={row['batch']}: decode {100 * row['decode_fraction_of_peak']:.0f}% of peak;"
+        f" step {row['decode_step_ms']:.1f} ms"
         f" against {row['matmul_only_step_ms']:.1f} ms for its weight matmuls alone"
     )
   ratios = {
@@ -199,13 +211,17 @@ def main(_):
 
 def table(report: dict) -> str:
   """The Markdown table BENCHMARKS.md shows."""
-  lines = ["| system | batch | tokens/s | decode tokens/s | decode step (ms) | prefill + 1 token (s) | ours / system |", "|---|---|---|---|---|---|---|"]
+  lines = [
+      "| system | batch | tokens/s | decode tokens/s | decode step (ms) | prefill + 1 token (s) | ours / system |",
+      "|---|---|---|---|---|---|---|",
+  ]
   ours = {r["batch"]: r for r in report["results"].get("ours", [])}
   for name, rows in report["results"].items():
     for r in rows:
       ratio = ours[r["batch"]]["tokens_per_s"] / r["tokens_per_s"] if r["batch"] in ours else float("nan")
       lines.append(
-          f"| {name} | {r['batch']} | {r['tokens_per_s']:,.0f} | {r['decode_tokens_per_s']:,.0f} | {r['decode_step_ms']:.1f} |"
+          f"| {name} | {r['batch']} | {r['tokens_per_s']:,.0f} | {r['decode_tokens_per_s']:,.0f} |"
+          f" {r['decode_step_ms']:.1f} |"
           f" {r['prefill_and_first_token_s']:.3f} | {ratio:.2f}x |"
       )
   return "\n".join(lines)

@@ -65,7 +65,8 @@ class _IdTokenizer:
 
 
 def _tunix_model(config: ModelConfig, checkpoint: str):
-  from tunix.models.qwen2 import model as qwen2_model, params as qwen2_params
+  from tunix.models.qwen2 import model as qwen2_model
+  from tunix.models.qwen2 import params as qwen2_params
 
   tunix_config = qwen2_model.ModelConfig(
       num_layers=config.n_layers,
@@ -87,14 +88,23 @@ def tunix(config: ModelConfig, checkpoint: str, max_prompt: int, max_new_tokens:
 
   model = _tunix_model(config, checkpoint)
   cache = tunix_sampler.CacheConfig(
-      cache_size=max_prompt + max_new_tokens, num_layers=config.n_layers, num_kv_heads=config.n_kv_heads, head_dim=config.head_dim
+      cache_size=max_prompt + max_new_tokens,
+      num_layers=config.n_layers,
+      num_kv_heads=config.n_kv_heads,
+      head_dim=config.head_dim,
   )
   never = config.vocab_size
   sampler = tunix_sampler.Sampler(model, _IdTokenizer(never), cache)
 
   def generate(prompts_BxTp: np.ndarray, new_tokens: int) -> np.ndarray:
     texts = [" ".join(map(str, row)) for row in prompts_BxTp]
-    out = sampler(texts, max_generation_steps=new_tokens, max_prompt_length=prompts_BxTp.shape[1], eos_tokens=[never], temperature=0.0)
+    out = sampler(
+        texts,
+        max_generation_steps=new_tokens,
+        max_prompt_length=prompts_BxTp.shape[1],
+        eos_tokens=[never],
+        temperature=0.0,
+    )
     return np.stack([np.asarray(t[:new_tokens]) for t in out.tokens]).astype(np.int32)
 
   return generate

@@ -33,7 +33,9 @@ from benchmarks import machine
 from benchmarks import sampler as sampler_bench
 
 # --new_tokens, --prompt_len, --size and --out are the sampler benchmark's flags, with its defaults.
-_NEW_TOKENS, _PROMPT_LEN, _SIZE, _OUT = sampler_bench._NEW_TOKENS, sampler_bench._PROMPT_LEN, sampler_bench._SIZE, sampler_bench._OUT
+_NEW_TOKENS, _PROMPT_LEN, _SIZE, _OUT = (
+    sampler_bench._NEW_TOKENS, sampler_bench._PROMPT_LEN, sampler_bench._SIZE, sampler_bench._OUT
+)
 _BATCH = flags.DEFINE_integer("batch", 64, "Rows per call.")
 _TOP = flags.DEFINE_integer("top", 25, "Operations to print.")
 
@@ -46,7 +48,10 @@ _KINDS = (
     ("attention", re.compile(r"attn/.*(bkgts|btkgh|softmax|dot_general|exp|reduce|div|select|where)")),
     ("cache write + relayout", re.compile(r"attn/dynamic_update_slice")),
     ("rope, norms, residual", re.compile(r"attn|mlp|norm|layers_\d+/add|rope", re.I)),
-    ("sampling", re.compile(r"while/body/(reduce|argmax|jit\(log_softmax\)|jit\(_categorical\)|random|gumbel|take_along_axis|select_n|eq|or)")),
+    ("sampling", re.compile(
+        r"while/body/(reduce|argmax|jit\(log_softmax\)|jit\(_categorical\)|random|gumbel|take_along_axis|"
+        r"select_n|eq|or)"
+    )),
 )
 
 
@@ -132,13 +137,17 @@ def main(_):
     traced_s = time.perf_counter() - start
     events = _events(trace_dir)
     report = summarize(events, _span_us(events), kinds_by_name)
-  report.update(batch=B, new_tokens=N, prompt_len=Tp, params=config.num_params, untraced_s=untraced_s, traced_s=traced_s)
+  report.update(
+      batch=B, new_tokens=N, prompt_len=Tp, params=config.num_params, untraced_s=untraced_s, traced_s=traced_s
+  )
 
-  print(f"sample(): batch {B}, {N} new tokens, {config.num_params / 1e6:.1f}M parameters; {untraced_s:.2f} s untraced, {report['wall_us'] / 1e6:.2f} s traced")
+  print(f"sample(): batch {B}, {N} new tokens, {config.num_params / 1e6:.1f}M parameters;"
+        f" {untraced_s:.2f} s untraced, {report['wall_us'] / 1e6:.2f} s traced")
   print(f"{'kind':<24} {'ms':>9} {'share':>7}")
   for kind, row in report["kinds"].items():
     print(f"{kind:<24} {row['us'] / 1e3:9.1f} {row['share']:7.1%}")
-  print(f"operations {report['op_us'] / 1e3:.0f} ms in {report['wall_us'] / 1e3:.0f} ms of wall time (they overlap on the cores)")
+  print(f"operations {report['op_us'] / 1e3:.0f} ms in {report['wall_us'] / 1e3:.0f} ms of wall time"
+        " (they overlap on the cores)")
   print(f"\n{'operation':<36} {'kind':<24} {'calls':>6} {'ms':>9} {'share':>7}")
   for row in report["ops"][: _TOP.value]:
     print(f"{row['name'][:36]:<36} {row['kind']:<24} {row['calls']:6d} {row['us'] / 1e3:9.1f} {row['share']:7.1%}")

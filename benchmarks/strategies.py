@@ -44,14 +44,24 @@ def parse_args(argv=None) -> argparse.Namespace:
   # argparse, not absl flags: ar3po_jax.simulate defines absl flags (--steps, --seed) at import.
   p = argparse.ArgumentParser(prog="python -m benchmarks.strategies", description=__doc__.split("\n\n")[0])
   p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated, from {list(VARIANTS)}.")
-  p.add_argument("--seeds", default="0,1,2", help="Comma-separated; each has its own warm start, data order and sampling.")
+  p.add_argument(
+      "--seeds", default="0,1,2", help="Comma-separated; each has its own warm start, data order and sampling."
+  )
   p.add_argument("--steps", type=int, default=60, help="RL steps per run (equal for every variant).")
   p.add_argument("--eval_every", type=int, default=10, help="Held-out evaluation every this many steps.")
-  p.add_argument("--workdir", default="/tmp/ar3po_bench", help="Caches (tokenizer, warm starts, compiled code) and run folders.")
-  p.add_argument("--cache_dir", default="", help="Tokenizer and warm-start cache (config.cache_dir); empty: WORKDIR/cache.")
+  p.add_argument(
+      "--workdir", default="/tmp/ar3po_bench", help="Caches (tokenizer, warm starts, compiled code) and run folders."
+  )
+  p.add_argument(
+      "--cache_dir", default="", help="Tokenizer and warm-start cache (config.cache_dir); empty: WORKDIR/cache."
+  )
   p.add_argument("--results", default="benchmarks/results/strategies", help="Where histories, summaries and plots go.")
-  p.add_argument("--override", action="append", default=[], help="FIELD=VALUE for every run's config, e.g. rl.lr=1e-4; repeatable.")
-  p.add_argument("--aggregate_only", action="store_true", help="Run nothing; rebuild the table and plots from existing runs.")
+  p.add_argument(
+      "--override", action="append", default=[], help="FIELD=VALUE for every run's config, e.g. rl.lr=1e-4; repeatable."
+  )
+  p.add_argument(
+      "--aggregate_only", action="store_true", help="Run nothing; rebuild the table and plots from existing runs."
+  )
   args = p.parse_args(argv)
   args.variants = [v for v in args.variants.split(",") if v]
   args.seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -113,7 +123,10 @@ def predict(config, pass_rates: list[float], seed: int, workdir: str) -> dict:
   with open(path, "w") as f:
     json.dump(pass_rates, f)
   row = simulate(config, config.rollout.strategy, f"file:{path}", len(pass_rates), SIMULATED_STEPS, seed)
-  keys = ("responses_per_prompt", "responses_per_kept_prompt", "frac_zero_adv_groups_before_reuse", "frac_zero_adv_groups", "frac_all_wrong_before_reuse", "frac_all_wrong")
+  keys = (
+      "responses_per_prompt", "responses_per_kept_prompt", "frac_zero_adv_groups_before_reuse",
+      "frac_zero_adv_groups", "frac_all_wrong_before_reuse", "frac_all_wrong",
+  )
   return {k: row[k] for k in keys}
 
 
@@ -131,7 +144,8 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
   workdir = args.workdir
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  config = make_config(variant, seed, args.steps, args.eval_every, args.override, args.cache_dir or os.path.join(args.workdir, "cache"))
+  cache_dir = args.cache_dir or os.path.join(args.workdir, "cache")
+  config = make_config(variant, seed, args.steps, args.eval_every, args.override, cache_dir)
   setup = tasks.build_setup(config, workdir, log)
   start = time.time()
   history = train.run(config, os.path.join(workdir, "runs", name), setup, log)
@@ -160,7 +174,9 @@ def main(argv=None):
   args = parse_args(argv)
   os.makedirs(args.results, exist_ok=True)
   os.makedirs(args.workdir, exist_ok=True)
-  log = lambda message: print(message, flush=True)
+  def log(message):
+    print(message, flush=True)
+
   if not args.aggregate_only:
     # Seed-major order: every variant of a seed shares its warm start, which the first one caches.
     for seed in args.seeds:

@@ -71,8 +71,12 @@ def run_summary(history: list[dict]) -> dict:
       "frac_zero_adv_after_reuse": _weighted(steps, "rollout/frac_zero_adv_groups", "rollout/prompts"),
       "frac_all_wrong_before_reuse": _weighted(steps, "rollout/frac_all_wrong_before_reuse", "rollout/prompts"),
       "frac_all_wrong_after_reuse": _weighted(steps, "rollout/frac_all_wrong", "rollout/prompts"),
-      "padding_efficiency": float(np.mean([r["train/padding_efficiency"] for r in updates])) if updates else float("nan"),
-      "row_fill": float(np.mean([r["train/rows"] / r["train/row_bucket"] for r in updates])) if updates else float("nan"),
+      "padding_efficiency": (
+          float(np.mean([r["train/padding_efficiency"] for r in updates])) if updates else float("nan")
+      ),
+      "row_fill": (
+          float(np.mean([r["train/rows"] / r["train/row_bucket"] for r in updates])) if updates else float("nan")
+      ),
       "compiled_variants": max((r.get("train/compiled_variants", 0) for r in steps), default=0),
   }
 
@@ -84,7 +88,10 @@ def _ratio_window(steps) -> float:
 
 def mean_curve(runs: list[dict], x: str) -> tuple[np.ndarray, np.ndarray]:
   """Seed-mean (x, accuracy) at the evaluation steps every seed has."""
-  per_seed = [{r["step"]: (r.get(x, 0.0), r["eval/accuracy"]) for r in run["history"] if r.get("eval/accuracy") is not None} for run in runs]
+  per_seed = [
+      {r["step"]: (r.get(x, 0.0), r["eval/accuracy"]) for r in run["history"] if r.get("eval/accuracy") is not None}
+      for run in runs
+  ]
   common = sorted(set.intersection(*(set(p) for p in per_seed)))
   xs = np.array([np.mean([p[s][0] for p in per_seed]) for s in common])
   ys = np.array([np.mean([p[s][1] for p in per_seed]) for s in common])
@@ -119,7 +126,10 @@ def aggregate(runs: dict[str, list[dict]], order: list[str]) -> dict:
     for key in summaries[0]:
       row[key] = _mean_std(s[key] for s in summaries)
     sims = [r["meta"].get("simulated", {}) for r in runs[v]]
-    for key in ("responses_per_prompt", "responses_per_kept_prompt", "frac_zero_adv_groups_before_reuse", "frac_all_wrong_before_reuse"):
+    for key in (
+        "responses_per_prompt", "responses_per_kept_prompt", "frac_zero_adv_groups_before_reuse",
+        "frac_all_wrong_before_reuse",
+    ):
       row[f"simulated_{key}"] = _mean_std(s.get(key) for s in sims)
     out["variants"][v] = row
   finals = {v: out["variants"][v]["accuracy_final"][0] for v in variants}
@@ -144,10 +154,14 @@ def _headline(out: dict) -> dict:
   a = rows[AR3PO_REFERENCE]
   h = {}
   if "grpo" in rows:
-    h["ar3po_over_grpo_responses_per_prompt"] = _div(a["responses_per_prompt"][0], rows["grpo"]["responses_per_prompt"][0])
+    h["ar3po_over_grpo_responses_per_prompt"] = _div(
+        a["responses_per_prompt"][0], rows["grpo"]["responses_per_prompt"][0]
+    )
     h["ar3po_minus_grpo_final_accuracy"] = a["accuracy_final"][0] - rows["grpo"]["accuracy_final"][0]
   if "dapo" in rows:
-    h["dapo_over_ar3po_responses_to_matched_accuracy"] = _div(rows["dapo"]["responses_to_matched_accuracy"], a["responses_to_matched_accuracy"])
+    h["dapo_over_ar3po_responses_to_matched_accuracy"] = _div(
+        rows["dapo"]["responses_to_matched_accuracy"], a["responses_to_matched_accuracy"]
+    )
     h["dapo_over_ar3po_responses"] = _div(rows["dapo"]["responses"][0], a["responses"][0])
   return h
 
@@ -162,13 +176,15 @@ def _fmt(pair, spec: str = ".3f") -> str:
 def markdown(out: dict) -> str:
   head = (
       "| variant | seeds | accuracy start → final | responses | tokens | RL wall-clock (s) | resp./prompt (simulated) |"
-      " resp./kept prompt | resp./prompt first → last 10 steps | zero-adv before → after reuse | all-wrong before → after |"
+      " resp./kept prompt | resp./prompt first → last 10 steps | zero-adv before → after reuse |"
+      " all-wrong before → after |"
       f" responses to acc. {out.get('matched_accuracy', float('nan')):.3f} |"
   )
   lines = [head, "|" + "---|" * 12]
   for v, r in out["variants"].items():
     lines.append(
-        f"| {v} | {len(r['seeds'])} | {_fmt(r['accuracy_start'])} → {_fmt(r['accuracy_final'])} | {_fmt(r['responses'], ',.0f')} |"
+        f"| {v} | {len(r['seeds'])} | {_fmt(r['accuracy_start'])} → {_fmt(r['accuracy_final'])} |"
+        f" {_fmt(r['responses'], ',.0f')} |"
         f" {_fmt(r['tokens'], ',.0f')} | {_fmt(r['wall_clock_s'], '.0f')} |"
         f" {_fmt(r['responses_per_prompt'], '.2f')} ({r['simulated_responses_per_prompt'][0]:.2f}) |"
         f" {_fmt(r['responses_per_kept_prompt'], '.2f')} |"
@@ -193,7 +209,12 @@ def plot(runs: dict[str, list[dict]], out: dict, results: str) -> list[str]:
   paths = []
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
   for ax, (x, label) in zip(
-      axes, (("rollout/cum_responses", "cumulative sampled responses"), ("rollout/cum_tokens", "cumulative sampled tokens"), ("time/elapsed_s", "RL wall-clock (s)"))
+      axes,
+      (
+          ("rollout/cum_responses", "cumulative sampled responses"),
+          ("rollout/cum_tokens", "cumulative sampled tokens"),
+          ("time/elapsed_s", "RL wall-clock (s)"),
+      ),
   ):
     for v in variants:
       xs, ys = mean_curve(runs[v], x)

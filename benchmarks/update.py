@@ -30,15 +30,21 @@ from absl import app, flags
 
 from benchmarks import machine
 
-_HISTORIES = flags.DEFINE_string("histories", "benchmarks/results/strategies/ar3po_opt1_seed*.jsonl", "Glob of AR3PO run histories.")
-_PROMPT_SLOTS = flags.DEFINE_integer("prompt_slots", 16, "Prompt slots of the timed batches (the embedded prompts fit 16).")
+_HISTORIES = flags.DEFINE_string(
+    "histories", "benchmarks/results/strategies/ar3po_opt1_seed*.jsonl", "Glob of AR3PO run histories."
+)
+_PROMPT_SLOTS = flags.DEFINE_integer(
+    "prompt_slots", 16, "Prompt slots of the timed batches (the embedded prompts fit 16)."
+)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed updates per bucket; the median is kept.")
 _BUCKETS = flags.DEFINE_list("buckets", [], "Row counts to time; empty: every bucket of the tiny AR3PO config.")
 _TIMING = flags.DEFINE_bool("timing", True, "Time the update (part 1); --notiming keeps the timings already in --out.")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
 
-def random_batch(rows: int, prompt_slots: int, response_slots: int, vocab: int, group: int, rng: np.random.Generator) -> dict:
+def random_batch(
+    rows: int, prompt_slots: int, response_slots: int, vocab: int, group: int, rng: np.random.Generator
+) -> dict:
   """A full batch in the layout of `batching.pack_update_batch`: left-padded prompts of 60-100%
   of the slots, right-padded responses of 20-100%, binary rewards, groups of `group` rows."""
   T = prompt_slots + response_slots
@@ -70,7 +76,8 @@ def time_update(config, rows_list: list[int], prompt_slots: int, repeats: int) -
   model_config = ModelConfig.from_config(config.model, config.tokenizer.vocab_size)
   model = Transformer(model_config)
   optimizer = make_optimizer(config.rl.lr, config.rl.weight_decay, config.rl.grad_clip)
-  update = jit_update(make_update_fn(model, optimizer, UpdateSettings.from_config(config.rl, config.rollout.temperature)))
+  settings = UpdateSettings.from_config(config.rl, config.rollout.temperature)
+  update = jit_update(make_update_fn(model, optimizer, settings))
   state = init_train_state(init_params(model_config, jax.random.key(0)), optimizer)
   rng = np.random.default_rng(0)
   group = config.rollout.ar3po.stages * config.rollout.ar3po.k
@@ -102,7 +109,8 @@ def time_update(config, rows_list: list[int], prompt_slots: int, repeats: int) -
         }
     )
     print(
-        f"rows {rows:4d}: {seconds * 1e3:7.1f} ms  {slots / seconds:9.0f} slot tok/s  {real / seconds:9.0f} real tok/s  compile {out[-1]['compile_s']:.1f} s",
+        f"rows {rows:4d}: {seconds * 1e3:7.1f} ms  {slots / seconds:9.0f} slot tok/s  {real / seconds:9.0f} real tok/s"
+        f"  compile {out[-1]['compile_s']:.1f} s",
         flush=True,
     )
   return out, model_config.num_params
@@ -130,7 +138,9 @@ def run_padding(pattern: str) -> dict:
     }
   if not per_run:
     return {"runs": {}}
-  mean = lambda key: float(np.mean([r[key] for r in per_run.values()]))
+  def mean(key):
+    return float(np.mean([r[key] for r in per_run.values()]))
+
   return {
       "runs": per_run,
       "padding_efficiency": mean("padding_efficiency"),
@@ -142,10 +152,14 @@ def run_padding(pattern: str) -> dict:
 
 def table(report: dict) -> str:
   """The Markdown table BENCHMARKS.md shows."""
-  lines = ["| rows x tokens | update (ms) | slot tokens/s | real tokens/s | % of matmul peak | compile (s) |", "|---|---|---|---|---|---|"]
+  lines = [
+      "| rows x tokens | update (ms) | slot tokens/s | real tokens/s | % of matmul peak | compile (s) |",
+      "|---|---|---|---|---|---|",
+  ]
   for r in report["update"]:
     lines.append(
-        f"| {r['rows']} x {r['tokens_per_row']} | {1e3 * r['seconds']:.0f} | {r['slot_tokens_per_s']:,.0f} | {r['real_tokens_per_s']:,.0f} |"
+        f"| {r['rows']} x {r['tokens_per_row']} | {1e3 * r['seconds']:.0f} | {r['slot_tokens_per_s']:,.0f} |"
+        f" {r['real_tokens_per_s']:,.0f} |"
         f" {100 * r['fraction_of_peak']:.0f}% | {r['compile_s']:.1f} |"
     )
   return "\n".join(lines)
@@ -158,7 +172,9 @@ def main(_):
   config = config_validation.resolve(tiny.get_config("ar3po"))
   max_rows = train.max_rows_per_step(config.rollout)
   granule = batching.row_bucket(1, max_rows, config.rl.row_buckets)
-  rows_list = [int(b) for b in _BUCKETS.value] or list(range(granule, max_rows + granule, granule))[: config.rl.row_buckets]
+  rows_list = (
+      [int(b) for b in _BUCKETS.value] or list(range(granule, max_rows + granule, granule))[: config.rl.row_buckets]
+  )
   if _TIMING.value:
     info = machine.describe()
     print(f"machine: {info}")

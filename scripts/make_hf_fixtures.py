@@ -40,7 +40,10 @@ VARIANTS = {
         config=dict(
             tie_word_embeddings=False,
             rope_theta=10_000.0,
-            rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64),
+            rope_scaling=dict(
+                rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                original_max_position_embeddings=64,
+            ),
         ),
         shard="24KB",
     ),
@@ -51,7 +54,10 @@ VARIANTS = {
             tie_word_embeddings=True,
             head_dim=16,
             rope_theta=500_000.0,
-            rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=16),
+            rope_scaling=dict(
+                rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                original_max_position_embeddings=16,
+            ),
         ),
         shard=None,
     ),

@@ -5,7 +5,9 @@ import pathlib
 
 import pytest
 
-_CACHE = pathlib.Path(os.environ.get("AR3PO_TEST_JAX_CACHE", pathlib.Path(__file__).resolve().parent.parent / ".jax_cache"))
+_CACHE = pathlib.Path(
+    os.environ.get("AR3PO_TEST_JAX_CACHE", pathlib.Path(__file__).resolve().parent.parent / ".jax_cache")
+)
 
 
 def pytest_configure(config):

@@ -24,7 +24,11 @@ def test_pack_update_batch_layout():
   p0 = Prompt("a", np.array([5, 6, 7], np.int32), "1")
   p1 = Prompt("b", np.array([8], np.int32), "2")
   groups = [
-      Group(p0, [_response([9, 3], 1.0), _response([10, 11, 3], 0.0), _response([12], 1.0, reused=True)], [True, True, False]),
+      Group(
+          p0,
+          [_response([9, 3], 1.0), _response([10, 11, 3], 0.0), _response([12], 1.0, reused=True)],
+          [True, True, False],
+      ),
       Group(p1, [_response([13, 3], 0.0)], [True], posterior_mean=0.25),
   ]
   groups[0].responses[1].penalty = -0.5

@@ -16,9 +16,9 @@ import pytest
 
 from ar3po_jax import checkpoint, metrics
 from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rewards import ExactVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts
-from ar3po_jax.rewards import ExactVerifier
 from ar3po_jax.update import init_train_state, make_optimizer
 from configs import tiny
 from tests.helpers import tiny_model
@@ -48,7 +48,9 @@ def _assert_tree_equal(a, b):
 
 
 def _assert_host_equal(a, b):
-  assert json.dumps(checkpoint.split_arrays(a)[0], sort_keys=True) == json.dumps(checkpoint.split_arrays(b)[0], sort_keys=True)
+  assert json.dumps(checkpoint.split_arrays(a)[0], sort_keys=True) == json.dumps(
+      checkpoint.split_arrays(b)[0], sort_keys=True
+  )
   for x, y in zip(checkpoint.split_arrays(a)[1].values(), checkpoint.split_arrays(b)[1].values()):
     assert x.dtype == y.dtype
     np.testing.assert_array_equal(x, y)
@@ -95,7 +97,10 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
   restored = ckpt.restore_latest(_state(), log=messages.append)
   assert restored.step == 2 and restored.host_state == {"step": 2}
   _assert_tree_equal(restored.train_state, jax.tree.map(np.array, _state(2)))
-  assert [m for m in messages if "step 3" in m] == [f"checkpoint: step 3 is damaged: {biggest} does not match the sha256 recorded when it was saved; trying the previous one"]
+  assert [m for m in messages if "step 3" in m] == [
+      f"checkpoint: step 3 is damaged: {biggest} does not match the sha256 recorded when it was saved;"
+      " trying the previous one"
+  ]
   # Moved aside, so the resumed run can write its own step 3.
   assert os.listdir(tmp_path / "unreadable")[0].startswith("3.")
   assert ckpt.save(3, _state(30), {"step": 30})
@@ -127,14 +132,18 @@ def _overwrite_middle(path, n, seed=0):
 def test_damaged_bytes_of_same_size_are_caught_by_the_checksums(tmp_path):
   ckpt = _three_checkpoints(tmp_path)
   recorded = json.loads((tmp_path / "3" / checkpoint.CHECKSUMS).read_text())["sha256"]
-  assert any(name.startswith("state/") for name in recorded) and "arrays/arrays.npz" in recorded and "host/metadata" in recorded
+  assert any(name.startswith("state/") for name in recorded)
+  assert "arrays/arrays.npz" in recorded and "host/metadata" in recorded
   damaged = max(glob.glob(f"{tmp_path}/3/state/**/d/*", recursive=True), key=os.path.getsize)
   _overwrite_middle(damaged, 4096)
   messages = []
   restored = ckpt.restore_latest(_state(), log=messages.append)
   assert restored.step == 2
   _assert_tree_equal(restored.train_state, jax.tree.map(np.array, _state(2)))
-  assert messages[0] == f"checkpoint: step 3 is damaged: {damaged} does not match the sha256 recorded when it was saved; trying the previous one"
+  assert messages[0] == (
+      f"checkpoint: step 3 is damaged: {damaged} does not match the sha256 recorded when it was saved;"
+      " trying the previous one"
+  )
   assert os.listdir(tmp_path / "unreadable")[0].startswith("3.")
 
 
@@ -148,7 +157,8 @@ def test_a_checkpoint_holding_non_finite_values_is_not_resumed(tmp_path):
   messages = []
   restored = checkpoint.Checkpointer(str(tmp_path)).restore_latest(_state(), log=messages.append)
   assert restored.step == 1
-  assert messages[0].startswith("checkpoint: step 2 holds non-finite values in .params[") and messages[0].endswith("trying the previous one")
+  assert messages[0].startswith("checkpoint: step 2 holds non-finite values in .params[")
+  assert messages[0].endswith("trying the previous one")
 
 
 def test_step_folder_without_commit_marker_is_skipped(tmp_path):
@@ -237,7 +247,9 @@ def _scheduler(strategy):
   rollout.batch_prompts = 6
   prompts = make_prompts(10)
   rates = {p.uid: r for p, r in zip(prompts, np.linspace(0.0, 1.0, 10))}
-  return Scheduler(make_strategy(rollout), _KeyedSampler(rates), ExactVerifier(), ReplayBuffer(2, 12), PromptStream(prompts, 5))
+  return Scheduler(
+      make_strategy(rollout), _KeyedSampler(rates), ExactVerifier(), ReplayBuffer(2, 12), PromptStream(prompts, 5)
+  )
 
 
 def _metrics(scheduler, rng, steps):
@@ -252,7 +264,12 @@ def test_host_state_resumes_the_same_rollouts(tmp_path, strategy):
   scheduler, rng = _scheduler(strategy), np.random.default_rng(1)
   _metrics(scheduler, rng, range(3))
   counters = metrics.RunCounters(5, 70, {(8, 64)})
-  parts = {"sampler": scheduler.sampler, "scheduler": scheduler, "counters": counters, "host_rng": checkpoint.GeneratorState(rng)}
+  parts = {
+      "sampler": scheduler.sampler,
+      "scheduler": scheduler,
+      "counters": counters,
+      "host_rng": checkpoint.GeneratorState(rng),
+  }
   host = checkpoint.host_state(parts, {"config": {}, "tokenizer": {"sha256": ""}})
   assert set(host) == {"sampler", "scheduler", "counters", "host_rng", "identity"}  # saved by name
   ckpt = checkpoint.Checkpointer(str(tmp_path))
@@ -264,7 +281,12 @@ def test_host_state_resumes_the_same_rollouts(tmp_path, strategy):
   fresh, fresh_rng = _scheduler(strategy), np.random.default_rng(99)
   restored = checkpoint.Checkpointer(str(tmp_path)).restore_latest(_state(), log=print)
   fresh_counters = metrics.RunCounters()
-  fresh_parts = {"sampler": fresh.sampler, "scheduler": fresh, "counters": fresh_counters, "host_rng": checkpoint.GeneratorState(fresh_rng)}
+  fresh_parts = {
+      "sampler": fresh.sampler,
+      "scheduler": fresh,
+      "counters": fresh_counters,
+      "host_rng": checkpoint.GeneratorState(fresh_rng),
+  }
   checkpoint.load_host_state(restored.host_state, fresh_parts)
   assert fresh_counters == counters
   assert json.dumps(_metrics(fresh, fresh_rng, range(3, 7)), sort_keys=True) == json.dumps(expected, sort_keys=True)
@@ -325,14 +347,19 @@ def test_a_full_disk_stops_the_run_with_one_line_naming_the_step_and_cause(tmp_p
   if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)], capture_output=True).returncode:
     pytest.skip("cannot mount a tmpfs here (needs root); test_a_failed_background_save_... covers the code path")
   try:
-    result = subprocess.run([sys.executable, "-c", _SAVE_UNTIL_FULL, str(disk / "ckpt")], cwd=REPO, capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "PYTHONPATH": REPO})
+    result = subprocess.run(
+        [sys.executable, "-c", _SAVE_UNTIL_FULL, str(disk / "ckpt")], cwd=REPO, capture_output=True, text=True,
+        timeout=300, env={**os.environ, "PYTHONPATH": REPO},
+    )
   finally:
     subprocess.run(["umount", str(disk)], check=True)
   assert result.returncode == 1, result.stderr[-3000:]
   errors = result.stderr.strip().splitlines()
   assert len(errors) == 1, result.stderr[-3000:]  # not orbax's pages of traceback
-  m = re.fullmatch(r"checkpoint save at step (\d+) failed: \[Errno 28\] No space left on device: '[^']+' \(writing (\S+)\)", errors[0])
+  m = re.fullmatch(
+      r"checkpoint save at step (\d+) failed: \[Errno 28\] No space left on device: '[^']+' \(writing (\S+)\)",
+      errors[0],
+  )
   assert m, errors[0]
   failed = int(m.group(1))
   assert m.group(2) == str(disk / "ckpt" / str(failed))
@@ -352,7 +379,11 @@ def test_a_failed_background_save_is_raised_at_the_next_step_with_one_line(tmp_p
   with pytest.raises(checkpoint.CheckpointSaveError) as e:
     ckpt.wait()  # what the next step's save() does once the background save has ended
   assert e.value.step == 4 and e.value.code == str(e.value)
-  assert re.fullmatch(rf"checkpoint save at step 4 failed: \[Errno 28\] No space left on device: '.*arrays.npz' \(writing {tmp_path}/4\)", str(e.value))
+  assert re.fullmatch(
+      rf"checkpoint save at step 4 failed: \[Errno 28\] No space left on device: '.*arrays.npz'"
+      rf" \(writing {tmp_path}/4\)",
+      str(e.value),
+  )
   monkeypatch.undo()
   assert checkpoint.Checkpointer(str(tmp_path)).restore_latest(_state(), log=print).step == 2
 
@@ -370,8 +401,10 @@ time.sleep(120)  # a step that does not end
 
 
 def test_a_second_sigterm_ends_the_process_at_once():
-  proc = subprocess.Popen([sys.executable, "-c", _STUCK_STEP], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONPATH": REPO})
+  proc = subprocess.Popen(
+      [sys.executable, "-c", _STUCK_STEP], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**os.environ, "PYTHONPATH": REPO},
+  )
   try:
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)

@@ -23,7 +23,9 @@ DAPO_ROWS = [
     },
     {
         "data_source": "DAPO-17k",
-        "prompt": [{"role": "user", "content": datasets.loaders._DAPO_PREFIX + "Find $x$." + datasets.loaders._DAPO_SUFFIX}],
+        "prompt": [
+            {"role": "user", "content": datasets.loaders._DAPO_PREFIX + "Find $x$." + datasets.loaders._DAPO_SUFFIX}
+        ],
         "ability": "math",
         "reward_model": {"ground_truth": "-3", "style": "rule"},
         "extra_info": {"answer": "", "index": 8, "split": "train"},
@@ -49,11 +51,17 @@ def test_dapo_parquet_verl_schema(tmp_path):
 @pytest.mark.parametrize(
     "name,row,question,answer,uid",
     [
-        ("math500", {"problem": "P", "answer": "\\frac{1}{2}", "unique_id": "test/a/1.json", "solution": "s"}, "P", "\\frac{1}{2}", "math500/test/a/1.json"),
+        (
+            "math500", {"problem": "P", "answer": "\\frac{1}{2}", "unique_id": "test/a/1.json", "solution": "s"},
+            "P", "\\frac{1}{2}", "math500/test/a/1.json",
+        ),
         ("aime24", {"id": 60, "problem": "P", "answer": "033"}, "P", "033", "aime24/60"),
         ("amc23", {"id": 3, "problem": "P", "answer": 27.0}, "P", "27", "amc23/3"),
         ("gsm8k", {"question": "Q", "answer": "2 * 3 = <<2*3=6>>6\n#### 1,206"}, "Q", "1206", "gsm8k/1"),
-        ("math_aime_eval", {"data_source": "AIME 2024", "question": "Q", "ref_answer": "5"}, "Q", "5", "math_aime_eval/1"),
+        (
+            "math_aime_eval", {"data_source": "AIME 2024", "question": "Q", "ref_answer": "5"},
+            "Q", "5", "math_aime_eval/1",
+        ),
     ],
 )
 def test_benchmark_jsonl_layouts(tmp_path, name, row, question, answer, uid):
@@ -62,10 +70,15 @@ def test_benchmark_jsonl_layouts(tmp_path, name, row, question, answer, uid):
 
 
 def test_any_file_with_a_field_mapping(tmp_path):
-  rows = [{"meta": {"id": "a"}, "q": "Q1", "sol": {"final": 0.5}}, {"meta": {"id": "b"}, "q": "Q2", "sol": {"final": "x^2"}}]
+  rows = [
+      {"meta": {"id": "a"}, "q": "Q1", "sol": {"final": 0.5}},
+      {"meta": {"id": "b"}, "q": "Q2", "sol": {"final": "x^2"}},
+  ]
   fields = {"question": "q", "answer": "sol.final", "uid": "meta.id"}
   (tmp_path / "x.json").write_text(json.dumps(rows))
-  pq.write_table(pa.Table.from_pylist([{**r, "sol": {"final": str(r["sol"]["final"])}} for r in rows]), tmp_path / "x.parquet")
+  pq.write_table(
+      pa.Table.from_pylist([{**r, "sol": {"final": str(r["sol"]["final"])}} for r in rows]), tmp_path / "x.parquet"
+  )
   for path in (_jsonl(tmp_path / "x.jsonl", rows), str(tmp_path / "x.json"), str(tmp_path / "x.parquet")):
     problems, _ = datasets.load("mine", path, fields)
     assert [(p.uid, p.question, p.answer) for p in problems] == [("mine/a", "Q1", "0.5"), ("mine/b", "Q2", "x^2")]
@@ -99,7 +112,9 @@ def test_malformed_rows_skipped_and_counted(tmp_path):
   problems, stats = datasets.load("aime24", _jsonl(tmp_path / "bad.jsonl", [], BAD_LINES), on_error="skip")
   assert [p.uid for p in problems] == ["aime24/1", "aime24/9"] and problems[1].answer == "4"
   assert stats.rows == 7 and stats.loaded == 2
-  assert dict(stats.skipped) == {"invalid JSON": 1, "missing field": 1, "bad question": 1, "duplicate uid": 1, "not an object": 1}
+  assert dict(stats.skipped) == {
+      "invalid JSON": 1, "missing field": 1, "bad question": 1, "duplicate uid": 1, "not an object": 1
+  }
   with pytest.raises(datasets.DataError, match="no usable rows"):
     datasets.load("aime24", _jsonl(tmp_path / "none.jsonl", [], BAD_LINES[1:3]), on_error="skip")
 
@@ -168,7 +183,10 @@ def test_index_stream_resumes_exactly():
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared data folder not present")
-@pytest.mark.parametrize("name,rows", [("dapo_math", 17917), ("math500", 500), ("aime24", 30), ("amc23", 40), ("gsm8k", 1319), ("math_aime_eval", 560)])
+@pytest.mark.parametrize(
+    "name,rows",
+    [("dapo_math", 17917), ("math500", 500), ("aime24", 30), ("amc23", 40), ("gsm8k", 1319), ("math_aime_eval", 560)],
+)
 def test_real_files(name, rows):
   problems, stats = datasets.load(name, str(SHARED / datasets.DEFAULT_FILES[name]))
   assert stats.loaded == rows and not stats.skipped

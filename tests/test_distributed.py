@@ -81,6 +81,9 @@ def test_sampling_with_a_cache_sharding_matches_without(temperature):
   mask = tokens > 0
   sp = SamplingParams(max_new_tokens=4, temperature=temperature, stop_ids=1, pad_id=0)
   plain = sample(params, tokens, mask, jax.random.key(1), model=model, params_s=sp)
-  pinned = sample(params, tokens, mask, jax.random.key(1), model=model, params_s=sp, cache_sharding=sharding.kv_cache_sharding(mesh, 1))
+  pinned = sample(
+      params, tokens, mask, jax.random.key(1), model=model, params_s=sp,
+      cache_sharding=sharding.kv_cache_sharding(mesh, 1),
+  )
   np.testing.assert_array_equal(plain.tokens_BxTr, pinned.tokens_BxTr)
   np.testing.assert_allclose(plain.logprobs_BxTr, pinned.logprobs_BxTr, rtol=1e-6)

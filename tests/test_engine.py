@@ -10,8 +10,8 @@ from ar3po_jax.engine.live import LiveTransformer
 from ar3po_jax.engine.sampler import EngineSampler
 from ar3po_jax.models.transformer import init_cache
 from ar3po_jax.policy import PolicySampler
-from ar3po_jax.types import Prompt
 from ar3po_jax.sampling import SamplingParams, sample
+from ar3po_jax.types import Prompt
 from tests.helpers import left_padded_prompts, tiny_model
 
 STOP = 3
@@ -23,8 +23,8 @@ LENGTHS = [2, 5, 3, 6, 1, 4, 7, 8]
 PROMPTS, PROMPT_MASK = left_padded_prompts(LENGTHS, 8, seed=5)
 ROWS = [PROMPTS[i, 8 - n :] for i, n in enumerate(LENGTHS)]
 CONFIG = EngineConfig(slots=3, steps_per_call=4, max_prompt_len=8, max_new_tokens=12, prefill_chunk=4, num_buckets=2)
-GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0, eos_id=STOP)
-HOT = SamplingParams(max_new_tokens=12, temperature=1.0, eos_id=STOP)
+GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0, stop_ids=(STOP,))
+HOT = SamplingParams(max_new_tokens=12, temperature=1.0, stop_ids=(STOP,))
 
 
 def _static(params_s):

@@ -16,7 +16,7 @@ class _ScriptedSampler:
   """Row r's response is one token: (prompt id * 10 + how many times that prompt was sampled so far)."""
 
   def __init__(self):
-    self.tokenizer, self.sampling, self.launches, self.seen = _Tok(), SamplingParams(4, 1.0, eos_id=2, pad_id=0), [], {}
+    self.tokenizer, self.sampling, self.launches, self.seen = _Tok(), SamplingParams(4, 1.0, stop_ids=(2,), pad_id=0), [], {}
 
   def generate(self, prompt_ids, sampling=None):
     self.launches.append((len(prompt_ids), (sampling or self.sampling).temperature))

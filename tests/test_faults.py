@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from ar3po_jax import config_validation, workdir_lock
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards import MathVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.types import Prompt, Response
 from configs import paper, tiny
 
@@ -32,7 +32,10 @@ class FixedTexts:
 
   def __call__(self, prompts, counts, step):
     return [
-        [Response(np.zeros(3, np.int32), np.zeros(3, np.float32), self.texts[p.uid][i], False, step=step) for i in range(n)]
+        [
+            Response(np.zeros(3, np.int32), np.zeros(3, np.float32), self.texts[p.uid][i], False, step=step)
+            for i in range(n)
+        ]
         for p, n in zip(prompts, counts)
     ]
 
@@ -79,7 +82,9 @@ def test_mesh_that_does_not_fit_the_devices_is_named():
   c = tiny.get_config("grpo")
   assert config_validation.mesh_problems(c.mesh, 8) == []
   c.mesh.data, c.mesh.fsdp = 2, 2
-  assert config_validation.mesh_problems(c.mesh, 8) == ["mesh data=2 x fsdp=2 x tensor=1 needs 4 devices, but 8 are available"]
+  assert config_validation.mesh_problems(c.mesh, 8) == [
+      "mesh data=2 x fsdp=2 x tensor=1 needs 4 devices, but 8 are available"
+  ]
   c.mesh.data, c.mesh.tensor = -1, 3
   assert config_validation.mesh_problems(c.mesh, 8) == ["mesh.fsdp=2 x mesh.tensor=3 does not divide the 8 devices"]
   c.mesh.fsdp = 0
@@ -171,7 +176,9 @@ def test_an_impossible_batch_is_refused_with_the_memory_it_needs():
   (problem,) = config_validation.memory_problems(c, 8 * 10**8, 1, None, 16 * gib)
   # 2 x 8e8 rows x 40 tokens x 128 vocab x 4 bytes of logits + 8e8 x 40 x 9 bytes of responses.
   need = 2 * 8 * 10**8 * 40 * 128 * 4 + 8 * 10**8 * 40 * 9
-  assert problem.startswith("rollout.batch_prompts=100000000 (800,000,000 responses a step) x rollout.max_new_tokens=40")
+  assert problem.startswith(
+      "rollout.batch_prompts=100000000 (800,000,000 responses a step) x rollout.max_new_tokens=40"
+  )
   assert f"needs at least {need / gib:,.1f} GiB" in problem and "machine's 16.0 GiB" in problem
   # On an accelerator the update is bounded per device, with micro-batches counting rows per device.
   c.rollout.batch_prompts, c.rollout.max_new_tokens, c.model.vocab_size = 128, 8192, 152064
@@ -179,7 +186,8 @@ def test_an_impossible_batch_is_refused_with_the_memory_it_needs():
   assert config_validation.memory_problems(c, 1024, 32, 95 * gib, 400 * gib) == []
   c.rl.micro_batch_rows = 0  # the whole step in one pass: 32 rows per device
   (problem,) = config_validation.memory_problems(c, 1024, 32, 95 * gib, 400 * gib)
-  assert f"needs at least {2 * 32 * 8192 * 152064 * 4 / gib:,.1f} GiB per device" in problem and "a device's 95.0 GiB" in problem
+  assert f"needs at least {2 * 32 * 8192 * 152064 * 4 / gib:,.1f} GiB per device" in problem
+  assert "a device's 95.0 GiB" in problem
 
 
 def test_cli_refuses_an_impossible_batch_before_building_anything(tmp_path):
@@ -204,12 +212,16 @@ time.sleep(300)
 
 
 def test_a_second_run_on_a_locked_workdir_exits_at_once_naming_the_holder(tmp_path):
-  holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": REPO})
+  holder = subprocess.Popen(
+      [sys.executable, "-c", _HOLD_LOCK, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+      env={**os.environ, "PYTHONPATH": REPO},
+  )
   try:
     assert holder.stdout.readline() == "locked\n"
-    result = subprocess.run([sys.executable, "-m", "ar3po_jax.main", f"--workdir={tmp_path}"], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ar3po_jax.main", f"--workdir={tmp_path}"], cwd=REPO, capture_output=True,
+        text=True, timeout=120,
+    )
     assert result.returncode == 1
     assert f"is in use by another run (pid {holder.pid} on " in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
@@ -237,7 +249,12 @@ def _tiny_identity_checkpoint(workdir, config):
     path = ""
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
-  ckpt.save(10, init_train_state(tiny_model()[1], make_optimizer(1e-3)), {"identity": checkpoint.run_identity(config, Tok())}, force=True)
+  ckpt.save(
+      10,
+      init_train_state(tiny_model()[1], make_optimizer(1e-3)),
+      {"identity": checkpoint.run_identity(config, Tok())},
+      force=True,
+  )
   ckpt.close()
 
 
@@ -245,11 +262,15 @@ def test_a_changed_model_is_refused_before_any_preparation_and_config_json_is_ke
   _tiny_identity_checkpoint(str(tmp_path), tiny.get_config("ar3po"))
   (tmp_path / "config.json").write_text("the first run's config")
   result = subprocess.run(
-      [sys.executable, "-m", "ar3po_jax.main", f"--workdir={tmp_path}", "--config.model.d_model=64", "--config.rollout.ar3po.k=2"],
+      [
+          sys.executable, "-m", "ar3po_jax.main", f"--workdir={tmp_path}", "--config.model.d_model=64",
+          "--config.rollout.ar3po.k=2",
+      ],
       cwd=REPO, capture_output=True, text=True, timeout=120,
   )
   assert result.returncode == 1
-  assert "model.d_model: checkpoint 128, now 64\n" in result.stderr and "rollout.ar3po.k: checkpoint 4, now 2\n" in result.stderr
+  assert "model.d_model: checkpoint 128, now 64\n" in result.stderr
+  assert "rollout.ar3po.k: checkpoint 4, now 2\n" in result.stderr
   assert f"(compared with the checkpoint of step 10 in {tmp_path}/checkpoints)" in result.stderr
   assert "Traceback" not in result.stderr
   assert (tmp_path / "config.json").read_text() == "the first run's config"
@@ -263,7 +284,8 @@ def test_the_early_check_allows_what_a_resume_may_change(tmp_path):
   same = tiny.get_config("ar3po")
   same.rl.steps, same.eval.every, same.rl.max_skipped_steps = 500, 5, 0
   checkpoint.check_workdir_compatible(same, str(tmp_path))
-  checkpoint.check_workdir_compatible(tiny.get_config("grpo"), str(tmp_path / "empty"))  # nothing saved: nothing to compare
+  # Nothing saved: nothing to compare.
+  checkpoint.check_workdir_compatible(tiny.get_config("grpo"), str(tmp_path / "empty"))
 
 
 # --- Updates that keep failing stop the run.
@@ -275,7 +297,10 @@ def test_skipped_step_guard_counts_skips_in_a_row():
   guard = guards.SkippedStepGuard(3, skipped_so_far=5)
   for step, total in [(1, 5), (2, 6), (3, 7), (4, 7), (5, 8), (6, None), (7, 9)]:
     guard.observe(step, total)  # 2 in a row, then a good step, then 2 in a row (a step with no update breaks nothing)
-  with pytest.raises(guards.TooManySkippedSteps, match=r"^stopping at step 8: the last 3 updates were all skipped .*skipped_steps 10; last step train/loss nan"):
+  with pytest.raises(
+      guards.TooManySkippedSteps,
+      match=r"^stopping at step 8: the last 3 updates were all skipped .*skipped_steps 10; last step train/loss nan",
+  ):
     guard.observe(8, 10, {"train/loss": float("nan")})
   guards.SkippedStepGuard(0).observe(1, 1)  # 0: off
 
@@ -291,7 +316,8 @@ def test_updates_that_keep_making_parameters_non_finite_stop_the_real_loop(tmp_p
   c.warmstart.steps, c.warmstart.pass_rate_prompts, c.warmstart.pass_rate_samples = 0, 4, 2
   c.task.level_weights = (1.0, 0.0, 0.0, 0.0, 0.0)
   c.rollout.batch_prompts, c.rollout.group_size, c.rollout.max_new_tokens = 2, 2, 24
-  c.model.d_model, c.model.n_layers, c.model.n_heads, c.model.n_kv_heads, c.model.head_dim, c.model.d_ff = 32, 1, 2, 1, 8, 64
+  c.model.d_model, c.model.n_layers, c.model.n_heads = 32, 1, 2
+  c.model.n_kv_heads, c.model.head_dim, c.model.d_ff = 1, 8, 64
   c.rl.row_buckets, c.rl.response_buckets, c.rl.warmup_steps, c.rl.steps = 1, 1, 0, 8
   c.rl.lr, c.rl.max_skipped_steps = float("nan"), 2
   c.checkpoint.enabled, c.log.progress, c.log.tensorboard = False, False, False

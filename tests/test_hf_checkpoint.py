@@ -72,7 +72,10 @@ def test_bfloat16_save_and_load(tmp_path):
 
 
 def test_policy_from_fresh_params_exports_and_reloads(tmp_path):
-  config = ModelConfig(vocab_size=40, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=24, qkv_bias=False, tie_embeddings=False)
+  config = ModelConfig(
+      vocab_size=40, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=24, qkv_bias=False,
+      tie_embeddings=False,
+  )
   policy = hf.Policy.create(config, init_params(config, jax.random.key(0)))
   hf.save_checkpoint(policy, str(tmp_path))
   saved = json.loads((tmp_path / "config.json").read_text())
@@ -126,7 +129,9 @@ def test_missing_and_unexpected_tensors_are_named(tmp_path):
   st = safetensors_io.SafetensorsFile(str(src / "model.safetensors"))
   keep = [k for k in st.keys() if k != "model.norm.weight"] + ["extra.weight"]
   specs = [(k, st.shape(k) if k in st.keys() else (2,), np.float32) for k in keep]
-  safetensors_io.write(str(tmp_path / "model.safetensors"), specs, lambda k: st.get(k) if k in st.keys() else np.zeros(2, np.float32))
+  safetensors_io.write(
+      str(tmp_path / "model.safetensors"), specs, lambda k: st.get(k) if k in st.keys() else np.zeros(2, np.float32)
+  )
   (tmp_path / "config.json").write_text((src / "config.json").read_text())
   with pytest.raises(hf.CheckpointError, match=r"final_norm/scale.*extra\.weight"):
     hf.load_checkpoint(str(tmp_path))

@@ -6,8 +6,8 @@ pytest.importorskip("tokenizers")
 
 import tiny_hf  # noqa: E402
 
-from ar3po_jax.tokenizers import HFTokenizer, load_tokenizer  # noqa: E402
 from ar3po_jax.datasets.prompts import Template  # noqa: E402
+from ar3po_jax.tokenizers import HFTokenizer, load_tokenizer  # noqa: E402
 from ar3po_jax.tokenizers.spm import SentencePieceTokenizer, train_sentencepiece  # noqa: E402
 
 

@@ -29,7 +29,9 @@ def test_samples_markdown_escapes_tables_and_newlines():
 
 def test_completions_go_to_tensorboard_as_text(tmp_path):
   writer = metrics.MetricsWriter(str(tmp_path), tensorboard=True)
-  writer.write_text(5, "eval/samples", metrics.samples_markdown([{"prompt": "1+1=", "completion": "2", "answer": "2", "reward": 1.0}]))
+  writer.write_text(
+      5, "eval/samples", metrics.samples_markdown([{"prompt": "1+1=", "completion": "2", "answer": "2", "reward": 1.0}])
+  )
   writer.close()
   events = list((tmp_path / "tb").iterdir())
   assert events and b"eval/samples" in events[0].read_bytes()

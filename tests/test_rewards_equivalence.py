@@ -43,8 +43,12 @@ def test_table_is_big_and_covers_every_class():
 
 def test_equivalence_table(verifier):
   rows = _rows()
-  rewards = verifier([f"Thus the answer is \\boxed{{{pred}}}." for _, _, pred, _ in rows], [gold for _, gold, _, _ in rows])
-  wrong = [(kind, gold, pred, expected) for (kind, gold, pred, expected), r in zip(rows, rewards) if bool(r) != expected]
+  rewards = verifier(
+      [f"Thus the answer is \\boxed{{{pred}}}." for _, _, pred, _ in rows], [gold for _, gold, _, _ in rows]
+  )
+  wrong = [
+      (kind, gold, pred, expected) for (kind, gold, pred, expected), r in zip(rows, rewards) if bool(r) != expected
+  ]
   assert not wrong, "\n".join(f"{k}: gold {g!r} pred {p!r} expected {e}" for k, g, p, e in wrong)
   metrics = verifier.metrics()
   assert metrics["verify/timeouts"] == 0 and metrics["verify/errors"] == 0

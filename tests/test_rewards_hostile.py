@@ -67,7 +67,10 @@ def test_compute_bombs_time_out_and_are_counted(verifier, bomb):
         r"}}}{{{",
         "\\" * 999,
     ],
-    ids=["factorial", "huge-power", "huge-sqrt", "deep-fracs", "lone-surrogates", "nul", "unbalanced", "inverted-braces", "backslashes"],
+    ids=[
+        "factorial", "huge-power", "huge-sqrt", "deep-fracs", "lone-surrogates", "nul", "unbalanced",
+        "inverted-braces", "backslashes",
+    ],
 )
 def test_hostile_answers_score_zero_within_the_limit(verifier, hostile):
   reward, elapsed, _ = _timed(verifier, rf"\boxed{{{hostile}}}")

@@ -16,7 +16,8 @@ MARGIN_S = 1.0
 # LaTeX-flavoured fragments make hypothesis reach the parser far more often than uniform text would.
 _FRAGMENTS = st.sampled_from(
     ["\\frac", "\\sqrt", "{", "}", "(", ")", "[", "]", "\\{", "\\}", "^", "_", "=", ",", "\\%", "\\pi", "x", "1",
-     "0.5", "-", "+", "\\cdot", "!", "\\left(", "\\right)", "\\text{", "\\infty", "\\cup", "&", "\\\\", "\\begin{pmatrix}",
+     "0.5", "-", "+", "\\cdot", "!", "\\left(", "\\right)", "\\text{", "\\infty", "\\cup", "&", "\\\\",
+     "\\begin{pmatrix}",
      "\\end{pmatrix}", "$", "i", "e", " ", "9", "\\boxed{", "Answer:", "\\le", "<", "|"]
 )
 _LATEXISH = st.lists(st.one_of(_FRAGMENTS, st.text(max_size=3)), max_size=40).map("".join)
@@ -40,7 +41,10 @@ def test_parent_side_never_raises(text, gold):
     assert fast_equivalent(gold, pred, config) in (True, False, None)
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(pred=_ANY_TEXT, gold=_ANY_TEXT)
 def test_verifier_never_raises_and_respects_the_limit(verifier, pred, gold):
   start = time.monotonic()
@@ -50,7 +54,10 @@ def test_verifier_never_raises_and_respects_the_limit(verifier, pred, gold):
   assert set(rewards.tolist()) <= {0.0, 1.0}
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.fractions(min_value=-10**6, max_value=10**6, max_denominator=10**4))
 def test_a_fraction_equals_its_own_spellings(verifier, value):
   spellings = [f"{value.numerator}/{value.denominator}", f"\\frac{{{value.numerator}}}{{{value.denominator}}}"]

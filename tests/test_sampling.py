@@ -15,7 +15,9 @@ PROMPTS, PROMPT_MASK = left_padded_prompts([2, 5, 3, 6], 6, seed=5)
 
 
 def _sample(params_s, seed=0, tokens=PROMPTS, mask=PROMPT_MASK):
-  return jax.device_get(sample(PARAMS, jnp.asarray(tokens), jnp.asarray(mask), jax.random.key(seed), model=MODEL, params_s=params_s))
+  return jax.device_get(
+      sample(PARAMS, jnp.asarray(tokens), jnp.asarray(mask), jax.random.key(seed), model=MODEL, params_s=params_s)
+  )
 
 
 def _full_rows(out, tokens=PROMPTS, mask=PROMPT_MASK):
@@ -113,7 +115,10 @@ def test_rows_end_at_the_first_of_several_stop_tokens():
       ended_on.add(int(row[n - 1]))
   assert ended_on == set(stops)  # both stop tokens end some row
   # With the first stop only, some row runs on past a 5: the bug a single eos_id had.
-  one = _sample(dataclasses.replace(params_s, stop_ids=(EOS,)), seed=3, tokens=np.repeat(PROMPTS, 8, 0), mask=np.repeat(PROMPT_MASK, 8, 0))
+  one = _sample(
+      dataclasses.replace(params_s, stop_ids=(EOS,)), seed=3,
+      tokens=np.repeat(PROMPTS, 8, 0), mask=np.repeat(PROMPT_MASK, 8, 0),
+  )
   assert any(5 in row[: n - 1] for row, n in zip(one.tokens_BxTr, one.lengths_B))
 
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import STRATEGIES, ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import ScriptedSampler, SimulatedSampler, make_prompts
 from configs.tiny import STRATEGIES as CONFIG_STRATEGIES
 from configs.tiny import get_config
@@ -103,7 +103,8 @@ def test_one_sampler_call_per_stage_holds_every_prompt_of_the_stage():
   prompts = make_prompts(3)
   sampler = ScriptedSampler({"sim-0": "00000000", "sim-1": "00000001", "sim-2": "1000"})
   verifier = CountingVerifier()
-  Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptStream(prompts)).rollout(0, np.random.default_rng(0))
+  scheduler = Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptStream(prompts))
+  scheduler.rollout(0, np.random.default_rng(0))
   assert sampler.calls == [(["sim-0", "sim-1", "sim-2"], [4, 4, 4]), (["sim-0", "sim-1"], [4, 4])]
   assert verifier.calls == [12, 8]
 

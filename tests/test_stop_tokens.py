@@ -5,8 +5,8 @@ import numpy as np
 
 from ar3po_jax import batching
 from ar3po_jax.policy import PolicySampler
-from ar3po_jax.types import Group, Prompt, Response
 from ar3po_jax.sampling import SamplingParams
+from ar3po_jax.types import Group, Prompt, Response
 from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
 from tests.helpers import left_padded_prompts, tiny_model
 
@@ -55,7 +55,8 @@ def test_no_response_is_trained_past_its_first_stop():
       # The one-token sampler ran past a 5 somewhere: the cut is what keeps it out of the update.
       assert any(batching.cut_at_first_stop(r.token_ids, STOPS) < len(r.token_ids) for g in groups for r in g.responses)
     opt = make_optimizer(1e-3)
-    _, metrics = jit_update(make_update_fn(MODEL, opt, UpdateSettings()))(init_train_state(jax.tree.map(np.array, PARAMS), opt), batch)
+    update = jit_update(make_update_fn(MODEL, opt, UpdateSettings()))
+    _, metrics = update(init_train_state(jax.tree.map(np.array, PARAMS), opt), batch)
     assert float(metrics["train/tokens"]) == sum(cut)
 
 

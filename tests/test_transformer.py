@@ -60,12 +60,16 @@ def test_kv_cache_decoding_equals_full_recomputation():
   lengths = mask.sum(1)
   for t in range(4):
     kv_mask[:, 6 + t] = True
-    step_logits, cache = model.apply({"params": params}, extra[:, t : t + 1], (lengths + t)[:, None], kv_mask, cache, 6 + t)
+    step_logits, cache = model.apply(
+        {"params": params}, extra[:, t : t + 1], (lengths + t)[:, None], kv_mask, cache, 6 + t
+    )
     np.testing.assert_allclose(step_logits[:, 0], full_logits[:, 6 + t], atol=1e-5)
 
 
 def test_llama3_rope_scaling_slows_only_low_frequencies():
-  base = ModelConfig(vocab_size=8, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=64, d_ff=16, rope_theta=500_000.0)
+  base = ModelConfig(
+      vocab_size=8, d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=64, d_ff=16, rope_theta=500_000.0
+  )
   scaled = dataclasses.replace(base, rope_scaling=(8.0, 1.0, 4.0, 8192))
   f0, f1 = np.asarray(rope_frequencies(base)), np.asarray(rope_frequencies(scaled))
   wavelen = 2 * np.pi / f0

@@ -235,7 +235,8 @@ def test_kl_term_enters_only_with_beta():
 def test_one_compile_per_row_bucket():
   opt = make_optimizer(1e-2)
   update = jit_update(make_update_fn(MODEL, opt, UpdateSettings()))
-  state = jax.device_put(init_train_state(jax.tree.map(np.array, PARAMS), opt))  # placed, as the training loop places it
+  # Placed, as the training loop places it.
+  state = jax.device_put(init_train_state(jax.tree.map(np.array, PARAMS), opt))
   for rows, seed in ((12, 0), (12, 1), (16, 2), (12, 3)):
     state, _ = update(state, make_batch(rows=rows, seed=seed))
   assert update._cache_size() == 2

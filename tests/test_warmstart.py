@@ -1,5 +1,3 @@
-import jax
-import numpy as np
 import pytest
 
 from ar3po_jax.tasks import warmstart
@@ -17,7 +15,9 @@ def setup(tmp_path_factory):
 
 def test_pack_examples_layout_and_too_long_error(setup):
   task, tok = setup
-  tokens, mask, tp = warmstart.pack_examples([p.question for p in task.train], [p.solution for p in task.train], tok, 40)
+  tokens, mask, tp = warmstart.pack_examples(
+      [p.question for p in task.train], [p.solution for p in task.train], tok, 40
+  )
   assert tp % 8 == 0 and tokens.shape[1] - tp <= 40 and (tokens.shape[1] - tp) % 8 == 0
   first = task.train[0]
   ids = tokens[0][mask[0]].tolist()
@@ -29,7 +29,9 @@ def test_pack_examples_layout_and_too_long_error(setup):
 def test_supervised_steps_lower_the_loss(setup):
   task, tok = setup
   model, params = tiny_model(vocab_size=tok.vocab_size)
-  tokens, mask, tp = warmstart.pack_examples([p.question for p in task.train], [p.solution for p in task.train], tok, 40)
+  tokens, mask, tp = warmstart.pack_examples(
+      [p.question for p in task.train], [p.solution for p in task.train], tok, 40
+  )
   losses = []
   warmstart.warm_start(model, params, tokens, mask, tp, steps=41, batch_size=16, lr=3e-3, warmup_steps=5, seed=0,
                        on_step=lambda i, loss: losses.append(loss))

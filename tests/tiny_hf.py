@@ -34,7 +34,10 @@ def write_tokenizer(folder: str) -> None:
 
 def write_checkpoint(folder: str, seed: int = 0) -> hf.Policy:
   """A random 1-layer Qwen2 checkpoint with the tiny tokenizer beside it."""
-  config = ModelConfig(vocab_size=len(CHARS) + len(SPECIAL), d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=32, qkv_bias=True)
+  config = ModelConfig(
+      vocab_size=len(CHARS) + len(SPECIAL), d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, head_dim=8, d_ff=32,
+      qkv_bias=True,
+  )
   policy = hf.Policy.create(config, init_params(config, jax.random.key(seed)))
   hf.save_checkpoint(policy, folder)
   write_tokenizer(folder)

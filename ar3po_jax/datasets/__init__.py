@@ -3,4 +3,6 @@
 from ar3po_jax.datasets.loaders import DEFAULT_FILES, KNOWN, load, strip_dapo_instruction
 from ar3po_jax.datasets.records import DataError, FieldMap, LoadStats, MathProblem
 
-__all__ = ["DEFAULT_FILES", "DataError", "FieldMap", "KNOWN", "LoadStats", "MathProblem", "load", "strip_dapo_instruction"]
+__all__ = [
+    "DEFAULT_FILES", "DataError", "FieldMap", "KNOWN", "LoadStats", "MathProblem", "load", "strip_dapo_instruction"
+]

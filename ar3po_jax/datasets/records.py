@@ -84,7 +84,9 @@ def _question_text(value: Any) -> str:
       raise RowError("chat prompt has no user turn", "bad question")
     value = users[-1]
   if not isinstance(value, str) or not value.strip():
-    raise RowError(f"question must be a non-empty string, got {type(value).__name__} {str(value)[:40]!r}", "bad question")
+    raise RowError(
+        f"question must be a non-empty string, got {type(value).__name__} {str(value)[:40]!r}", "bad question"
+    )
   return value
 
 

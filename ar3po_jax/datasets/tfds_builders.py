@@ -31,9 +31,9 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-from ar3po_jax.datasets.stream import IndexStream  # noqa: F401  (re-exported: the stream over built data sets)
 from ar3po_jax.datasets import loaders
 from ar3po_jax.datasets.records import DataError, FieldMap, MathProblem
+from ar3po_jax.datasets.stream import IndexStream  # noqa: F401  (re-exported: the stream over built data sets)
 
 _FEATURES = ("uid", "question", "answer", "source")
 

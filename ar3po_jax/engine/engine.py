@@ -125,9 +125,8 @@ def _round_up(n: int, multiple: int) -> int:
 
 
 def stop_ids_of(sampling: SamplingParams) -> tuple[int, ...]:
-  """The stop tokens of a SamplingParams: its `stop_ids` where it has them, else its `eos_id`."""
-  stop_ids = getattr(sampling, "stop_ids", None)
-  return tuple(int(i) for i in stop_ids) if stop_ids else (int(sampling.eos_id),)
+  """The stop tokens of a SamplingParams, as plain ints."""
+  return tuple(int(i) for i in sampling.stop_ids)
 
 
 class DrawParams(NamedTuple):

@@ -20,8 +20,8 @@ import numpy as np
 
 from ar3po_jax.engine.engine import Engine, EngineConfig, Request
 from ar3po_jax.models.transformer import Transformer
-from ar3po_jax.types import Prompt, Response
 from ar3po_jax.sampling import SamplingParams
+from ar3po_jax.types import Prompt, Response
 
 
 @jax.jit

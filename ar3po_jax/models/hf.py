@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ar3po_jax import sharding as sharding_lib
-from ar3po_jax.models.params_io import unflatten as _unflatten
 from ar3po_jax.models import safetensors_io
+from ar3po_jax.models.params_io import unflatten as _unflatten
 from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
 
 ARCHITECTURES = {"qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM"}
@@ -260,7 +260,9 @@ def load_checkpoint(
       view = stored.T if transposed else stored
       target = abstract[flax_name]
       if view.shape != target.shape:
-        raise CheckpointError(f"{file}: {hf_name} has shape {stored.shape}; the config implies {target.shape} for {flax_name}")
+        raise CheckpointError(
+            f"{file}: {hf_name} has shape {stored.shape}; the config implies {target.shape} for {flax_name}"
+        )
       if flax_name in loaded:
         raise CheckpointError(f"{file}: {hf_name} appears in more than one shard")
       loaded[flax_name] = jax.make_array_from_callback(
@@ -297,7 +299,9 @@ def _plan_shards(specs: list[tuple[str, tuple[int, ...], np.dtype]], max_shard_b
   return shards
 
 
-def save_checkpoint(policy: Policy, path: str, dtype: str | None = None, max_shard_bytes: int = 4 << 30, copy_tokenizer: bool = True) -> None:
+def save_checkpoint(
+    policy: Policy, path: str, dtype: str | None = None, max_shard_bytes: int = 4 << 30, copy_tokenizer: bool = True
+) -> None:
   """Writes config.json and safetensors shards (with an index when there is more than one).
 
   dtype: the stored dtype (default: the parameters' own). Every process must call this (sharded
@@ -308,8 +312,13 @@ def save_checkpoint(policy: Policy, path: str, dtype: str | None = None, max_sha
   flat = _flat_names(policy.params)
   entries = parameter_map(config)
   if set(flat) != {flax_name for flax_name, _, _ in entries}:
-    raise CheckpointError(f"policy parameters do not match its config: {sorted(set(flat) ^ {e[0] for e in entries})[:8]}")
-  specs = [(hf_name, tuple(reversed(flat[f].shape)) if t else tuple(flat[f].shape), save_dtype) for f, hf_name, t in entries]
+    raise CheckpointError(
+        f"policy parameters do not match its config: {sorted(set(flat) ^ {e[0] for e in entries})[:8]}"
+    )
+  specs = [
+      (hf_name, tuple(reversed(flat[f].shape)) if t else tuple(flat[f].shape), save_dtype)
+      for f, hf_name, t in entries
+  ]
   by_hf = {hf_name: (flax_name, t) for flax_name, hf_name, t in entries}
 
   def fetch(hf_name: str) -> np.ndarray:
@@ -326,7 +335,10 @@ def save_checkpoint(policy: Policy, path: str, dtype: str | None = None, max_sha
     return
   os.makedirs(path, exist_ok=True)
   weight_map, total = {}, 0
-  names = [SINGLE_FILE] if len(shards) == 1 else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+  names = (
+      [SINGLE_FILE] if len(shards) == 1
+      else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+  )
   for name, shard in zip(names, shards):
     total += safetensors_io.write(os.path.join(path, name), shard, fetch)
     weight_map.update({spec[0]: name for spec in shard})

@@ -64,7 +64,9 @@ class SafetensorsFile:
     begin, end = entry["data_offsets"]
     shape = tuple(entry["shape"])
     if end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-      raise ValueError(f"{self.path}: tensor {name} byte range {begin}:{end} does not fit shape {shape} {entry['dtype']}")
+      raise ValueError(
+          f"{self.path}: tensor {name} byte range {begin}:{end} does not fit shape {shape} {entry['dtype']}"
+      )
     if end == begin:
       return np.zeros(shape, dtype)
     raw = self._mmap[self._data_start + begin : self._data_start + end]

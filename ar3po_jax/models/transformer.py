@@ -181,10 +181,13 @@ class Block(nn.Module):
   def __call__(self, x_BxTxD, positions_BxT, kv_mask_BxS, cache, cache_index):
     c = self.config
     h, new_cache = Attention(c, name="attn")(
-        RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="input_norm")(x_BxTxD), positions_BxT, kv_mask_BxS, cache, cache_index
+        RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="input_norm")(x_BxTxD),
+        positions_BxT, kv_mask_BxS, cache, cache_index,
     )
     x_BxTxD = x_BxTxD + h
-    x_BxTxD = x_BxTxD + MLP(c, name="mlp")(RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="post_attn_norm")(x_BxTxD))
+    x_BxTxD = x_BxTxD + MLP(c, name="mlp")(
+        RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="post_attn_norm")(x_BxTxD)
+    )
     return x_BxTxD, new_cache
 
 

@@ -137,7 +137,9 @@ def _leaf_equal(g: str, p: str, config: VerifyConfig) -> bool:
     return g.replace(" ", "").casefold() == p.replace(" ", "").casefold()
   for (gt, gs), (pt, ps) in itertools.product(_percent_variants(g, config), _percent_variants(p, config)):
     ge, pe = to_sympy(gt), to_sympy(pt)
-    if ge is not None and pe is not None and _sympy_equal(ge * gs if gs != 1 else ge, pe * ps if ps != 1 else pe, config):
+    if ge is not None and pe is not None and _sympy_equal(
+        ge * gs if gs != 1 else ge, pe * ps if ps != 1 else pe, config
+    ):
       return True
   return False
 

@@ -17,7 +17,7 @@ import numpy as np
 from ar3po_jax.rewards.config import VerifyConfig
 from ar3po_jax.rewards.extract import extract_answer, ground_truth_answer
 from ar3po_jax.rewards.fast import fast_equivalent
-from ar3po_jax.rewards.pool import OK, TIMEOUT, WorkerPool
+from ar3po_jax.rewards.pool import OK, WorkerPool
 
 _SYMPY_MODULE = "ar3po_jax.rewards.equivalence"
 

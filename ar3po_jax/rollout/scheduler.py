@@ -97,7 +97,9 @@ class Scheduler:
         state.add_prompts(prompts)
       counts = np.asarray(self.strategy.stage_counts(state, rng), np.int64)
       if counts.shape != (len(state.slots),) or (counts < 0).any():
-        raise ValueError(f"{self.strategy.name}: stage_counts must be {len(state.slots)} non-negative ints, got {counts}")
+        raise ValueError(
+            f"{self.strategy.name}: stage_counts must be {len(state.slots)} non-negative ints, got {counts}"
+        )
       if not counts.any():
         break
       self._run_stage(state, counts, timing)

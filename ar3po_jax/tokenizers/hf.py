@@ -13,7 +13,6 @@ import json
 import os
 from typing import Sequence
 
-
 NO_TOKEN = -1
 
 
@@ -27,7 +26,15 @@ def _token_text(value) -> str | None:
 class HFTokenizer:
   """A `tokenizers.Tokenizer`; encode adds no special tokens (templates spell them out)."""
 
-  def __init__(self, backend, path: str = "", bos: str | None = None, eos: str | None = None, pad: str | None = None, stops: Sequence[str] = ()):
+  def __init__(
+      self,
+      backend,
+      path: str = "",
+      bos: str | None = None,
+      eos: str | None = None,
+      pad: str | None = None,
+      stops: Sequence[str] = (),
+  ):
     self._backend, self.path = backend, path
     self._names = {"bos": bos, "eos": eos, "pad": pad}
     self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
@@ -76,7 +83,9 @@ class HFTokenizer:
     """The same tokenizer with eos_id = the first stop token and decode cut at any of them."""
     if not stops:
       return self
-    return HFTokenizer(self._backend, self.path, self._names["bos"], stops[0], self._names["pad"] or self._names["eos"], stops)
+    return HFTokenizer(
+        self._backend, self.path, self._names["bos"], stops[0], self._names["pad"] or self._names["eos"], stops
+    )
 
   def encode(self, text: str) -> list[int]:
     return list(self._backend.encode(text, add_special_tokens=False).ids)
