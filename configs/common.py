@@ -164,6 +164,12 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.rollout.aero.alpha0 = 1.0
   c.rollout.aero.beta0 = 1.0
 
+  # Every other registered strategy brings its own section, rollout.<name>, with the defaults (and
+  # their comments) in its file: `config_defaults` of ar3po_jax/rollout/strategies/<name>.py.
+  for name, cls in REGISTRY.items():
+    if cls.config_defaults and name not in c.rollout:
+      c.rollout[name] = ml_collections.ConfigDict(dict(cls.config_defaults))
+
   c.rl = ml_collections.ConfigDict()
   c.rl.steps = 100
   c.rl.lr = 1e-4

@@ -17,6 +17,22 @@ def test_every_strategy_config_is_valid(strategy):
   config_validation.validate(config)
 
 
+@pytest.mark.parametrize("variant", sorted(tiny.VARIANTS))
+def test_every_variant_is_a_registered_strategy_with_other_knobs(variant):
+  # A variant (aero_budget) is not a strategy: its config runs the strategy it names, differs from that
+  # strategy's config only in the variant's fields and its workdir, and is valid.
+  strategy, fields = tiny.VARIANTS[variant]
+  assert variant not in tiny.STRATEGIES and strategy in tiny.STRATEGIES
+  config = config_validation.resolve(tiny.get_config(variant))
+  assert config.rollout.strategy == strategy
+  config_validation.validate(config)
+  got = dict(config_validation._leaves(config))
+  plain = dict(config_validation._leaves(config_validation.resolve(tiny.get_config(strategy))))
+  changed = {".".join(k) for k in got if got[k] != plain[k]}
+  assert changed == set(fields) | {"workdir"}
+  assert all(got[tuple(k.split("."))] == v for k, v in fields.items())
+
+
 def test_dapo_config_uses_clip_higher_and_no_kl():
   c = config_validation.resolve(tiny.get_config("dapo"))
   assert (c.rl.eps_low, c.rl.eps_high, c.rl.beta) == (0.2, 0.28, 0.0)

@@ -100,3 +100,43 @@ def test_a_strategy_reporting_an_undeclared_metric_is_refused():
                         ReplayBuffer(), PromptStream(prompts))
   with pytest.raises(ValueError, match="metrics_doc declares"):
     scheduler.rollout(0, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, cls in REGISTRY.items() if cls.config_defaults))
+def test_a_strategys_config_defaults_are_its_section_in_every_config(name):
+  section = tiny.get_config("grpo").rollout[name]  # present whichever strategy runs
+  assert section.to_dict() == REGISTRY[name].config_defaults
+  assert REGISTRY[name].config_problems(config_validation.resolve(tiny.get_config(name))) == []
+
+
+def test_a_throwaway_strategys_knobs_need_only_its_class(registry_snapshot):
+  @register
+  class Some(Strategy):
+    """k responses per prompt, one stage; k from its own section, rollout.some."""
+
+    name = "some"
+    config_defaults = {"k": 3, "note": "x"}
+
+    def __init__(self, rollout_config):
+      self.batch_prompts, self.k = int(rollout_config.batch_prompts), int(rollout_config.some.k)
+
+    @classmethod
+    def max_responses_per_prompt(cls, rollout_config):
+      return int(rollout_config.some.k)
+
+    def prompts_to_draw(self, state):
+      return self.batch_prompts if state.stages_run == 0 else 0
+
+    def stage_counts(self, state, rng):
+      return counts_for(state, lambda s: self.k if state.stages_run == 0 else 0)
+
+    def form_groups(self, state, buffer, rng):
+      return [whole_group(s) for s in state.slots], {}
+
+  c = tiny.get_config("some")
+  assert c.rollout.strategy == "some" and c.rollout.some.to_dict() == {"k": 3, "note": "x"}
+  assert config_validation.problems(c) == []
+  c.rollout.some.k = 5
+  assert train.max_rows_per_step(c.rollout) == 5 * c.rollout.batch_prompts
+  with pytest.raises(TypeError):  # the section is typed by its defaults, as every locked config field
+    c.rollout.some.k = "five"

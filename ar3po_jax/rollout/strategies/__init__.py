@@ -4,7 +4,10 @@ from ar3po_jax.rollout.strategies.base import REGISTRY, Slot, StepState, Strateg
 from ar3po_jax.rollout.strategies.aero import Aero
 from ar3po_jax.rollout.strategies.ar3po import Ar3po
 from ar3po_jax.rollout.strategies.dapo import Dapo, overlong_penalty
+from ar3po_jax.rollout.strategies.greso import Greso
 from ar3po_jax.rollout.strategies.grpo import Grpo
+from ar3po_jax.rollout.strategies.knapsack import Knapsack
+from ar3po_jax.rollout.strategies.pods import Pods
 
 
 def make_strategy(rollout_config) -> Strategy:
@@ -15,6 +18,6 @@ def make_strategy(rollout_config) -> Strategy:
 
 
 __all__ = [
-    "Aero", "Ar3po", "Dapo", "Grpo", "REGISTRY", "Slot", "StepState", "Strategy", "is_correct",
-    "make_strategy", "overlong_penalty", "register",
+    "Aero", "Ar3po", "Dapo", "Greso", "Grpo", "Knapsack", "Pods", "REGISTRY", "Slot", "StepState", "Strategy",
+    "is_correct", "make_strategy", "overlong_penalty", "register",
 ]

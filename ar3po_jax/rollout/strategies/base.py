@@ -15,11 +15,16 @@ and states its own facts, so nothing outside its file needs to know them:
                                 these every step, and only the running strategy's are logged;
   max_responses_per_prompt(r)   the most rows one prompt's group can hold (reused included), which
                                 sizes the update's row buckets;
-  config_problems(config)       what is wrong with the fields it reads, each message naming the field.
+  config_problems(config)       what is wrong with the fields it reads, each message naming the field;
+  config_defaults               optional: its section `rollout.<name>` as field -> default value, which
+                                configs/common.py `base()` adds to every config (a section written out
+                                there takes precedence);
+  closed_forms(rollout, p)      optional: expected per-prompt values at a constant pass rate p, which
+                                the simulator prints beside its measurements.
 
 Strategies never call the sampler themselves: that keeps one compiled sampler launch per stage.
-Adding a strategy = its own file (decorated with @register) + one import line in `__init__.py`
-(+ a config preset).
+Adding a strategy = its own file (decorated with @register, its knobs in `config_defaults`) + one
+import line in `__init__.py`.
 """
 
 from __future__ import annotations
@@ -76,6 +81,9 @@ class Strategy(abc.ABC):
 
   name: ClassVar[str]
   metrics_doc: ClassVar[dict[str, str]] = {}
+  # The section `rollout.<name>`: field -> default value (types fixed by the defaults, as in any locked
+  # config); {}: the strategy reads no section of its own, or configs/common.py writes it out.
+  config_defaults: ClassVar[dict[str, object]] = {}
 
   @classmethod
   @abc.abstractmethod
