@@ -215,9 +215,17 @@ def tokenizer_reference(tokenizer) -> dict[str, str]:
 
 
 def run_identity(config, tokenizer) -> dict[str, Any]:
+  """What a resume must match: the config's fields that change what a step computes, and the tokenizer.
+
+  Other strategies' sections (`rollout.<name>` of a registered strategy that is not running) are left
+  out: they change nothing in this run, and a strategy added later must not make old checkpoints
+  unresumable just by adding its section to every config."""
+  from ar3po_jax.rollout.strategies import REGISTRY
+
+  idle = tuple(f"rollout.{name}." for name in REGISTRY if name != config.rollout.strategy)
   flat = _flat_config(config)
   return {
-      "config": {k: v for k, v in flat.items() if not k.startswith(RESUMABLE_CHANGES)},
+      "config": {k: v for k, v in flat.items() if not k.startswith(RESUMABLE_CHANGES + idle)},
       "tokenizer": tokenizer_reference(tokenizer),
   }
 
@@ -363,7 +371,7 @@ class Checkpointer:
         f.flush()
         os.fsync(f.fileno())
       os.replace(tmp, os.path.join(folder, CHECKSUMS))
-    except BaseException as e:  # noqa: BLE001 (handed to the training thread)
+    except BaseException as e:  # any failure, handed to the training thread
       errors.append(e)
 
   def _join_manifest(self) -> None:

@@ -202,6 +202,16 @@ def test_identity_names_every_changed_field_and_allows_resumable_ones(tmp_path):
   assert message.count("\n  - ") == 2
 
 
+def test_identity_leaves_out_the_sections_of_strategies_that_are_not_running():
+  """A strategy added later adds its section to every config; old checkpoints must still resume."""
+  saved = checkpoint.run_identity(tiny.get_config("ar3po"), _Tok())
+  assert not any(k.startswith(("rollout.greso.", "rollout.aero.")) for k in saved["config"])
+  assert any(k.startswith("rollout.ar3po.") for k in saved["config"])
+  del saved["config"]["rollout.ar3po.k"]  # a field the running strategy reads is still compared
+  with pytest.raises(checkpoint.ResumeError, match="rollout.ar3po.k"):
+    checkpoint.check_identity(saved, checkpoint.run_identity(tiny.get_config("ar3po"), _Tok()))
+
+
 def test_identity_checks_the_tokenizer_file(tmp_path):
   config = tiny.get_config("grpo")
   tok = _Tok()
