@@ -70,7 +70,9 @@ def test_every_impossible_value_is_reported_at_once():
 
 
 def _main(*args):
-  return subprocess.run([sys.executable, "-m", "ar3po_jax.main", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+      [sys.executable, "-m", "ar3po_jax.main", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+  )
 
 
 def test_cli_refuses_unknown_keys_before_doing_anything(tmp_path):

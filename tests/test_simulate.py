@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.simulate import simulate
 from configs.tiny import get_config

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy
 from ar3po_jax.types import Response
@@ -45,7 +45,10 @@ def texts(group):
 
 def test_stages_shrink_the_active_pool_and_reuse_fills_all_wrong_groups():
   result, sampler, buffer = run(ar3po_config())
-  assert sampler.calls == [(["sim-0", "sim-1", "sim-2", "sim-3"], [2, 2, 2, 2]), (["sim-1", "sim-2", "sim-3"], [2, 2, 2])]
+  assert sampler.calls == [
+      (["sim-0", "sim-1", "sim-2", "sim-3"], [2, 2, 2, 2]),
+      (["sim-1", "sim-2", "sim-3"], [2, 2, 2]),
+  ]
   g0, g1, g2, g3 = result.groups
   assert texts(g0) == ["sim-0#0", "sim-0#1"]
   assert texts(g1) == ["sim-1#0", "sim-1#1", "sim-1#2", "sim-1#3"]

@@ -3,16 +3,18 @@
 import numpy as np
 import pytest
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy, overlong_penalty
 from configs.tiny import get_config
 
 
-def dapo_config(batch_prompts=2, gen_batch_prompts=3, group_size=2, max_gen_batches=4, max_new_tokens=10, overlong_buffer=0):
+def dapo_config(
+    batch_prompts=2, gen_batch_prompts=3, group_size=2, max_gen_batches=4, max_new_tokens=10, overlong_buffer=0
+):
   rollout = get_config("dapo").rollout
   rollout.batch_prompts, rollout.group_size, rollout.max_new_tokens = batch_prompts, group_size, max_new_tokens
   rollout.dapo.gen_batch_prompts, rollout.dapo.max_gen_batches = gen_batch_prompts, max_gen_batches
@@ -41,7 +43,8 @@ def test_draws_generation_batches_until_enough_are_kept_then_cuts_to_batch_promp
 
 def test_cap_trains_on_what_was_kept_and_warns():
   with pytest.warns(RuntimeWarning, match="kept 2 of 3"):
-    result, sampler = run(dapo_config(batch_prompts=3, gen_batch_prompts=2, max_gen_batches=2), ["10", "00", "11", "01", "10"])
+    config = dapo_config(batch_prompts=3, gen_batch_prompts=2, max_gen_batches=2)
+    result, sampler = run(config, ["10", "00", "11", "01", "10"])
   assert len(sampler.calls) == 2  # the fifth prompt is never drawn
   assert [g.prompt.uid for g in result.groups] == ["sim-0", "sim-3"]
   assert result.metrics["dapo/cap_hit"] == 1 and result.metrics["dapo/gen_batches"] == 2

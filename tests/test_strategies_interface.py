@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from ar3po_jax import config_validation, train
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts
 from ar3po_jax.rollout.strategies.base import REGISTRY, Strategy, counts_for, register, whole_group
 from configs import tiny
@@ -85,8 +85,8 @@ def test_a_throwaway_strategy_needs_only_its_class_and_registration(registry_sna
   assert config_validation.problems(c) == []
   assert train.max_rows_per_step(c.rollout) == 2 * c.rollout.batch_prompts
   prompts = make_prompts(c.rollout.batch_prompts)
-  scheduler = Scheduler(make_strategy(c.rollout), SimulatedSampler({p.uid: 0.5 for p in prompts}, np.random.default_rng(0), 8),
-                        ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
+  sampler = SimulatedSampler({p.uid: 0.5 for p in prompts}, np.random.default_rng(0), 8)
+  scheduler = Scheduler(make_strategy(c.rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   m = scheduler.rollout(0, np.random.default_rng(0)).metrics
   assert m["twice/prompts"] == c.rollout.batch_prompts and m["rollout/responses"] == 2 * c.rollout.batch_prompts
 
@@ -96,8 +96,8 @@ def test_a_strategy_reporting_an_undeclared_metric_is_refused():
   strategy = make_strategy(rollout)
   strategy.form_groups = lambda state, buffer, rng: ([whole_group(s) for s in state.slots], {"grpo/extra": 1.0})
   prompts = make_prompts(rollout.batch_prompts)
-  scheduler = Scheduler(strategy, SimulatedSampler({p.uid: 0.5 for p in prompts}, np.random.default_rng(0), 8), ExactVerifier(),
-                        ReplayBuffer(), PromptStream(prompts))
+  sampler = SimulatedSampler({p.uid: 0.5 for p in prompts}, np.random.default_rng(0), 8)
+  scheduler = Scheduler(strategy, sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   with pytest.raises(ValueError, match="metrics_doc declares"):
     scheduler.rollout(0, np.random.default_rng(0))
 

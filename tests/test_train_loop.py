@@ -6,9 +6,9 @@ are reproduced exactly after it."""
 
 import math
 
+import fake_setup
 import pytest
 
-import fake_setup
 from ar3po_jax import metrics, train
 from ar3po_jax.rollout.strategies import REGISTRY
 from ar3po_jax.tasks import Setup
@@ -18,21 +18,25 @@ from ar3po_jax.tasks import Setup
 # differently on another CPU.
 GOLDEN = {
     0: {"eval/accuracy": 0.0},
-    1: {"rollout/responses": 10.0, "rollout/tokens": 63.0, "rollout/reward_mean": 0.3, "rollout/frac_zero_adv_groups": 0.25,
-        "buffer/size": 3.0, "train/row_bucket": 10, "rollout/response_len_max": 8.0, "rollout/response_len_mean": 6.3,
-        "train/loss": -0.11111088842153549, "train/grad_norm": 0.7494184374809265, "train/logp_mean": -2.7571780681610107},
+    1: {"rollout/responses": 10.0, "rollout/tokens": 63.0, "rollout/reward_mean": 0.3,
+        "rollout/frac_zero_adv_groups": 0.25, "buffer/size": 3.0, "train/row_bucket": 10,
+        "rollout/response_len_max": 8.0, "rollout/response_len_mean": 6.3, "train/loss": -0.11111088842153549,
+        "train/grad_norm": 0.7494184374809265, "train/logp_mean": -2.7571780681610107},
     2: {"rollout/responses": 14.0, "rollout/tokens": 87.0, "rollout/reward_mean": 0.21428571428571427,
         "rollout/frac_zero_adv_groups": 0.25, "buffer/size": 6.0, "train/row_bucket": 20, "eval/accuracy": 0.0,
-        "train/loss": -0.0632820650935173, "train/grad_norm": 0.8367975950241089, "train/logp_mean": -2.773909568786621},
-    3: {"rollout/responses": 8.0, "rollout/tokens": 53.0, "rollout/reward_mean": 0.75, "rollout/frac_zero_adv_groups": 0.5,
-        "buffer/size": 12.0, "train/row_bucket": 10, "eval/accuracy": 1.0,
-        "train/loss": -0.056603655219078064, "train/grad_norm": 0.9125902652740479, "train/logp_mean": -2.7864396572113037},
+        "train/loss": -0.0632820650935173, "train/grad_norm": 0.8367975950241089,
+        "train/logp_mean": -2.773909568786621},
+    3: {"rollout/responses": 8.0, "rollout/tokens": 53.0, "rollout/reward_mean": 0.75,
+        "rollout/frac_zero_adv_groups": 0.5, "buffer/size": 12.0, "train/row_bucket": 10, "eval/accuracy": 1.0,
+        "train/loss": -0.056603655219078064, "train/grad_norm": 0.9125902652740479,
+        "train/logp_mean": -2.7864396572113037},
 }
 
 
 def _run(tmp_path, strategy, **rl):
   tokenizer, model, params, train_prompts, eval_prompts = fake_setup.parts(0)
-  setup = Setup(tokenizer, model, params, train_prompts, {"heldout": eval_prompts}, fake_setup.FirstCharVerifier(), "the fake task")
+  eval_sets = {"heldout": eval_prompts}
+  setup = Setup(tokenizer, model, params, train_prompts, eval_sets, fake_setup.FirstCharVerifier(), "the fake task")
   config = fake_setup.config(strategy)
   config.rl.update(rl)
   return train.run(config, str(tmp_path), setup, log=lambda m: None)

@@ -122,7 +122,9 @@ class ScriptedSampler:
   `calls` records (uids, counts) of every call.
   """
 
-  def __init__(self, outcomes: Mapping[str, str], max_new_tokens: int = 48, lengths: Mapping[str, Sequence[int]] | None = None):
+  def __init__(
+      self, outcomes: Mapping[str, str], max_new_tokens: int = 48, lengths: Mapping[str, Sequence[int]] | None = None
+  ):
     self.outcomes = dict(outcomes)
     self.lengths = dict(lengths or {})
     self.max_new_tokens = int(max_new_tokens)

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
+from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.rollout.strategies import make_strategy
 
@@ -39,7 +39,10 @@ def simulate(config, strategy: str, pass_rate: str, num_prompts: int, steps: int
   rates = pass_rates(pass_rate, num_prompts, np.random.default_rng(seed))
   lengths = lengths or f"uniform:1,{int(1.25 * rollout.max_new_tokens)}"
   sampler = SimulatedSampler(
-      {pr.uid: r for pr, r in zip(prompts, rates.tolist())}, np.random.default_rng([seed, 1]), rollout.max_new_tokens, lengths
+      {pr.uid: r for pr, r in zip(prompts, rates.tolist())},
+      np.random.default_rng([seed, 1]),
+      rollout.max_new_tokens,
+      lengths,
   )
   scheduler = Scheduler(
       make_strategy(rollout),
@@ -71,7 +74,10 @@ def simulate(config, strategy: str, pass_rate: str, num_prompts: int, steps: int
     for name in strategy_metrics:  # the strategy's own counts, summed like the rest
       totals[name] = totals.get(name, 0.0) + (m[name] if m[name] == m[name] else 0.0)
   seconds = time.perf_counter() - start
-  div = lambda a, b: totals[a] / totals[b] if totals[b] else float("nan")
+
+  def div(a: str, b: str) -> float:
+    return totals[a] / totals[b] if totals[b] else float("nan")
+
   row = {
       "strategy": strategy,
       "steps": steps,

@@ -108,13 +108,17 @@ def _draw(rng, count, level_weights, exclude: set[str], unique: bool, teacher_sl
   small levels must keep their weight, not be crowded out by large ones)."""
   weights = np.asarray(level_weights, np.float64)
   if weights.shape != (NUM_LEVELS,) or np.any(weights < 0) or weights.sum() <= 0:
-    raise ValueError(f"task.level_weights must be {NUM_LEVELS} non-negative numbers, not all 0; got {tuple(level_weights)}")
+    raise ValueError(
+        f"task.level_weights must be {NUM_LEVELS} non-negative numbers, not all 0; got {tuple(level_weights)}"
+    )
   problems, seen = [], set(exclude)
   attempts = 0
   while len(problems) < count:
     attempts += 1
     if attempts > 50 * count + 1000:
-      raise ValueError(f"could not draw {count} problems with level weights {tuple(level_weights)} outside the held-out split")
+      raise ValueError(
+          f"could not draw {count} problems with level weights {tuple(level_weights)} outside the held-out split"
+      )
     level = int(rng.choice(NUM_LEVELS, p=weights / weights.sum())) + 1
     problem = make_problem(rng, level, "", teacher_slip)
     if problem.expression in seen:
@@ -132,14 +136,18 @@ class ArithmeticTask:
   eval: list[Problem]
 
   @classmethod
-  def generate(cls, seed: int, num_train: int, num_eval: int, level_weights: Sequence[float], teacher_slip: float = 0.0) -> "ArithmeticTask":
+  def generate(
+      cls, seed: int, num_train: int, num_eval: int, level_weights: Sequence[float], teacher_slip: float = 0.0
+  ) -> "ArithmeticTask":
     """Deterministic in seed: the eval split is drawn first, then training avoids its expressions.
     `teacher_slip` flaws the training split's worked solutions only (see `make_problem`)."""
     if not 0.0 <= teacher_slip <= 1.0:
       raise ValueError(f"task.teacher_slip must lie in [0, 1], got {teacher_slip}")
     eval_problems = _draw(np.random.default_rng([seed, 1]), num_eval, level_weights, set(), unique=True)
     exclude = {p.expression for p in eval_problems}
-    train_problems = _draw(np.random.default_rng([seed, 0]), num_train, level_weights, exclude, unique=False, teacher_slip=teacher_slip)
+    train_problems = _draw(
+        np.random.default_rng([seed, 0]), num_train, level_weights, exclude, unique=False, teacher_slip=teacher_slip
+    )
     return cls(train_problems, eval_problems)
 
   def corpus(self) -> list[str]:

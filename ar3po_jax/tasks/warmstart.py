@@ -30,7 +30,10 @@ def pack_examples(questions: Sequence[str], solutions: Sequence[str], tokenizer:
   responses = [np.asarray(tokenizer.encode(s) + [tokenizer.eos_id], np.int32) for s in solutions]
   too_long = [i for i, r in enumerate(responses) if len(r) > response_slots]
   if too_long:
-    raise ValueError(f"{len(too_long)} solutions exceed rollout.max_new_tokens={response_slots} tokens (first: example {too_long[0]})")
+    raise ValueError(
+        f"{len(too_long)} solutions exceed rollout.max_new_tokens={response_slots} tokens "
+        f"(first: example {too_long[0]})"
+    )
   Tp = batching.prompt_slots([len(p) for p in prompts])
   # Training needs only as many response slots as the longest solution, not the sampler's limit.
   slots = min(response_slots, batching.prompt_slots([len(r) for r in responses]))

@@ -1,8 +1,8 @@
 """Rollout strategies, constructible by name from `config.rollout` (`rollout.strategy`)."""
 
-from ar3po_jax.rollout.strategies.base import REGISTRY, Slot, StepState, Strategy, is_correct, register
 from ar3po_jax.rollout.strategies.aero import Aero
 from ar3po_jax.rollout.strategies.ar3po import Ar3po
+from ar3po_jax.rollout.strategies.base import REGISTRY, Slot, StepState, Strategy, is_correct, register
 from ar3po_jax.rollout.strategies.dapo import Dapo, overlong_penalty
 from ar3po_jax.rollout.strategies.greso import Greso
 from ar3po_jax.rollout.strategies.grpo import Grpo

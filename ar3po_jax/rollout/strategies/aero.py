@@ -101,7 +101,11 @@ class Aero(Strategy):
       if a.u_res < c / n < 0.5:
         keep = min(n - c, max(1, math.floor(a.reject_ratio * c + 0.5)))
         rejected += math.comb(n, c) * p**c * q ** (n - c) * (n - c - keep)
-    return {"responses_per_prompt": expected, "aero_rejected_per_prompt": rejected, "frac_zero_adv_groups_before_reuse": 0.0}
+    return {
+        "responses_per_prompt": expected,
+        "aero_rejected_per_prompt": rejected,
+        "frac_zero_adv_groups_before_reuse": 0.0,
+    }
 
   def prompts_to_draw(self, state: StepState) -> int:
     return self.batch_prompts if state.stages_run == 0 else 0

@@ -69,7 +69,9 @@ class Dapo(Strategy):
     if d.max_gen_batches < 1:
       out.append(f"rollout.dapo.max_gen_batches must be >= 1, got {d.max_gen_batches}")
     if not 0 <= d.overlong_buffer < r.max_new_tokens:
-      out.append(f"rollout.dapo.overlong_buffer must be in [0, max_new_tokens={r.max_new_tokens}), got {d.overlong_buffer}")
+      out.append(
+          f"rollout.dapo.overlong_buffer must be in [0, max_new_tokens={r.max_new_tokens}), got {d.overlong_buffer}"
+      )
     return out
 
   def __init__(self, rollout_config):
