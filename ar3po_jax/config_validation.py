@@ -67,6 +67,10 @@ def problems(config) -> list[str]:
     need(len(tuple(config.task.level_weights)) == 5, f"task.level_weights must have 5 entries, got {tuple(config.task.level_weights)}")
     slip = config.task.get("teacher_slip", 0.0)
     need(0.0 <= slip <= 1.0, f"task.teacher_slip must lie in [0, 1], got {slip}")
+  elif config.task.name == "arithmetic_chat":
+    from ar3po_jax.tasks import arithmetic_chat
+
+    out.extend(arithmetic_chat.problems(config))
   else:
     from ar3po_jax import real
 

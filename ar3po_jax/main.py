@@ -88,6 +88,10 @@ def _prepare(config, workdir, embedded, real):
   """Every process's copy of the prepared run, identical on all of them."""
   from ar3po_jax import distributed
 
+  if config.task.name == "arithmetic_chat":
+    from ar3po_jax.tasks import arithmetic_chat
+
+    return arithmetic_chat.prepare(config, workdir, _log)
   if config.task.name != "arithmetic":
     return real.prepare(config, workdir, _log)  # collective: each host loads its own parameter shards
   # Process 0 builds the cached tokenizer and warm start first, so that processes sharing a disk read
