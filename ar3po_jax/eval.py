@@ -55,7 +55,7 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
   """Evaluates and writes the report; returns it."""
   import jax
 
-  from ar3po_jax import datasets, sharding
+  from ar3po_jax import datasets, progress, sharding
   from ar3po_jax.eval_metrics import format_table, summarize
   from ar3po_jax.hf_tokenizer import load_tokenizer
   from ar3po_jax.models import hf
@@ -89,7 +89,9 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
       bench_start = time.time()
       problems, stats = datasets.load(spec.loader, spec.path, _fields(spec), config.on_error, spec.limit)
       prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in problems]
-      out = sample_and_verify(sampler, prompts, verifier, config.samples, batch_rows, config.save_responses)
+      tracked = progress.Tracked(sampler, len(prompts), config.samples, desc=name, disable=jax.process_index() != 0)
+      out = sample_and_verify(tracked, prompts, verifier, config.samples, batch_rows, config.save_responses)
+      tracked.close()
       per_problem = []
       for i, p in enumerate(problems):
         record = {"uid": p.uid, "answer": p.answer, "rewards": out["rewards"][i].tolist(), "lengths": out["lengths"][i].tolist()}
