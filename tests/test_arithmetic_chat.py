@@ -90,3 +90,30 @@ def test_prepare_reads_the_architecture_from_the_checkpoint(tmp_path):
   assert prepared.tokenizer.eos_id == prepared.tokenizer.token_id("<|im_end|>")
   assert prepared.train_prompts[0].token_ids[0] == prepared.tokenizer.token_id("<|im_start|>")
   assert prepared.task["level_weights"] == list(arithmetic_chat.SMOLLM2_LEVEL_WEIGHTS)
+
+
+@pytest.mark.slow
+def test_main_trains_on_the_task_from_a_bare_folder(tmp_path):
+  """configs/hf.py:grpo,arithmetic_chat with only the folder given runs RL steps and exports the policy."""
+  pytest.importorskip("tokenizers")
+  import json
+  import os
+  import subprocess
+  import sys
+
+  import tiny_hf
+
+  tiny_hf.write_checkpoint(str(tmp_path / "ckpt"))
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  small = ["--config.rl.steps=2", "--config.rollout.batch_prompts=2", "--config.rollout.group_size=2", "--config.rollout.max_new_tokens=8",
+           "--config.rollout.dapo.overlong_buffer=2", "--config.task.num_train=60", "--config.task.num_eval=4", "--config.task.rl_prompts=8",
+           "--config.eval.every=1", "--config.eval.num_prompts=4", "--config.eval.batch_size=4", "--config.model.export_every=2",
+           "--config.log.progress=False"]
+  cmd = [sys.executable, "-m", "ar3po_jax.main", "--config=configs/hf.py:grpo,arithmetic_chat", f"--config.model.hf_path={tmp_path / 'ckpt'}",
+         f"--workdir={tmp_path / 'run'}", *small]
+  result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+  assert [r["step"] for r in records if "rollout/responses" in r] == [1, 2]
+  assert all(r["rollout/responses"] == 4 for r in records if "rollout/responses" in r)
+  assert os.path.isfile(tmp_path / "run" / "hf" / "step_2" / "config.json")
