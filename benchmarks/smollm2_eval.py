@@ -13,11 +13,17 @@ transformers' greedy `generate`, float32, left-padded batches of `hf_batch`, sto
 Reported: identical texts, identical extracted answers, accuracy of each (`MathVerifier`), response
 tokens/s of each (wall time including our compile and transformers' first call), in
 benchmarks/results/smollm2_eval.json. Without torch/transformers only our side runs.
+
+On a shared machine the two sides can run as two processes and be compared afterwards:
+  python -m benchmarks.smollm2_eval --checkpoint=DIR --sides=ours --output=/tmp/ours.json &
+  python -m benchmarks.smollm2_eval --checkpoint=DIR --sides=reference --output=/tmp/ref.json
+  python -m benchmarks.smollm2_eval --checkpoint=DIR --combine=/tmp/ours.json,/tmp/ref.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -94,7 +100,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--max_new_tokens", type=int, default=384)
   parser.add_argument("--batch_rows", type=int, default=64, help="our rows per launch")
   parser.add_argument("--hf_batch", type=int, default=16, help="transformers' rows per generate call")
-  parser.add_argument("--skip_reference", action="store_true")
+  parser.add_argument("--sides", default="ours,reference", help="which to run: ours, reference or both")
+  parser.add_argument("--combine", default="", help="comma-separated reports of single sides to compare instead of running")
   parser.add_argument("--output", default=os.path.join(_HERE, "results", "smollm2_eval.json"))
   args = parser.parse_args(argv)
 
@@ -110,8 +117,14 @@ def main(argv=None) -> dict:
   tokenizer = template.bind(load_tokenizer(args.checkpoint))
   prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in problems]
   report = {"machine": machine.describe(), "args": vars(args), "prompt_tokens": [len(p.token_ids) for p in prompts]}
-  sides = {"ours": ours(args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.batch_rows)}
-  if not args.skip_reference:
+  sides = {}
+  for path in filter(None, args.combine.split(",")):  # sides measured by separate processes (run in parallel)
+    with open(path) as f:
+      sides.update(json.load(f)["sides"])
+  wanted = [] if args.combine else args.sides.split(",")
+  if "ours" in wanted:
+    sides["ours"] = ours(args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.batch_rows)
+  if "reference" in wanted:
     try:
       sides["reference"] = reference(args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.hf_batch)
     except ImportError as e:
@@ -130,7 +143,7 @@ def main(argv=None) -> dict:
       report["comparison"] = compare(sides["ours"]["texts"], sides["reference"]["texts"], answers, extract_answer, verifier)
       c = report["comparison"]
       print(f"identical texts {c['identical_texts']}/{len(prompts)}, identical extracted answers {c['identical_answers']}/{len(prompts)}")
-  report["sides"] = {k: {f: v for f, v in s.items() if f != "ids"} for k, s in sides.items()}
+  report["sides"] = sides
   machine.write_report(args.output, report)
   print(f"report: {args.output}")
   return report

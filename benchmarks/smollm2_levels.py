@@ -2,7 +2,7 @@ r"""Pass rates of a chat checkpoint on each level of the arithmetic task (tasks/
 the measurement that picks the SmolLM2 task's level weights.
 
   python scripts/smollm2_hf.py --out /tmp/smollm2_hf
-  python -m benchmarks.smollm2_levels --checkpoint=/tmp/smollm2_hf --prompts=24 --samples=4
+  python -m benchmarks.smollm2_levels --checkpoint=/tmp/smollm2_hf --prompts=12 --samples=4
 
 Per level: `prompts` distinct problems x `samples` responses at temperature 1 (our sampler, float32),
 verified on the last \boxed{} integer; reports the fraction of samples correct, the histogram of
@@ -32,10 +32,10 @@ def _sampling_params(max_new_tokens: int, temperature: float, tokenizer):
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--checkpoint", required=True)
-  parser.add_argument("--prompts", type=int, default=24, help="distinct problems per level")
+  parser.add_argument("--prompts", type=int, default=12, help="distinct problems per level")
   parser.add_argument("--samples", type=int, default=4, help="responses per problem")
   parser.add_argument("--levels", default="1,2,3,4,5")
-  parser.add_argument("--max_new_tokens", type=int, default=160)
+  parser.add_argument("--max_new_tokens", type=int, default=128)
   parser.add_argument("--temperature", type=float, default=1.0)
   parser.add_argument("--seed", type=int, default=0, help="problem draw and sampling seed")
   parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "smollm2_levels.json"))

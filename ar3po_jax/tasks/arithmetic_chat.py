@@ -10,7 +10,7 @@ sometimes not. SmolLM2-135M-Instruct answers 0 of 32 GSM8K test problems greedil
 GSM8K gives it no signal; sums of small numbers it solves some of the time.
 
 Measured (benchmarks/smollm2_levels.py, SmolLM2-135M-Instruct from scripts/smollm2_hf.py, float32,
-temperature 1, 24 prompts x 4 samples a level, 160 new tokens): see SMOLLM2_PASS_RATES and
+temperature 1, 12 prompts x 4 samples a level, 128 new tokens): see SMOLLM2_PASS_RATES and
 BENCHMARKS.md. Our choice of SMOLLM2_LEVEL_WEIGHTS follows from it: weight on the levels whose
 prompts are mixed (solved by some but not all samples), none on levels it never solves.
 
