@@ -38,6 +38,13 @@ def test_level_problems_are_distinct_and_of_one_level():
     assert 10 <= a <= 99 and 1 <= b <= 9 and a % 10 + b >= 10 and p.answer == str(a + b)
 
 
+def test_single_digit_sums_are_level_zero():
+  found = arithmetic_chat.level_problems(3, 0, 81)
+  assert len({p.expression for p in found}) == 81 and {p.level for p in found} == {0}
+  assert all(str(sum(int(x) for x in p.expression.split("+"))) == p.answer for p in found)
+  assert found[0].question == f"Compute {found[0].expression}."
+
+
 def test_pool_is_disjoint_from_the_held_out_split_and_capped():
   pool, held_out = arithmetic_chat.make_problems(_task())
   assert not {p.expression for p in pool} & {p.expression for p in held_out}

@@ -7,12 +7,19 @@ checkpoint (configs/hf.py:STRATEGY,arithmetic_chat).
 
 Why this task: RL with a group baseline learns only from prompts the policy sometimes solves and
 sometimes not. SmolLM2-135M-Instruct answers 0 of 32 GSM8K test problems greedily (issue 12), so
-GSM8K gives it no signal; sums of small numbers it solves some of the time.
+GSM8K gives it no signal; issue 12 measured it solving single-digit sums in about 15% of samples at
+temperature 1 (48 prompts x 4 samples).
 
-Measured (benchmarks/smollm2_levels.py, SmolLM2-135M-Instruct from scripts/smollm2_hf.py, float32,
-temperature 1, 12 prompts x 4 samples a level, 128 new tokens): see SMOLLM2_PASS_RATES and
-BENCHMARKS.md. Our choice of SMOLLM2_LEVEL_WEIGHTS follows from it: weight on the levels whose
-prompts are mixed (solved by some but not all samples), none on levels it never solves.
+Measured (benchmarks/smollm2_levels.py, SmolLM2-135M-Instruct as scripts/smollm2_hf.py builds it:
+the Q4_1 GGUF dequantized to float32; temperature 1, 128 new tokens, on a 2-core CPU shared by many
+jobs): level 1 (340+6) 0 of 48 samples correct (12 prompts x 4), 73% of responses cut at 128 tokens
+(it reasons at length, and wrongly: "990 + 6 ... multiplying 990 by 6"). So the generator's levels
+are beyond this model at this budget; SMOLLM2_PASS_RATES holds what was measured, levels 2 to 5 were
+not (they are harder than level 1 or as hard). Single-digit sums (`single_digit_sums`, level 0 of
+the benchmark) are the candidate for mixed prompts; see BENCHMARKS.md for their measurement.
+SMOLLM2_LEVEL_WEIGHTS is therefore NOT yet chosen from a histogram: it weights the easiest levels,
+a placeholder until the histogram of levels 0 to 2 is measured at a longer budget (a quiet machine or
+a GPU).
 
 Our choices: the worked solutions and the teacher's slip are unused (no warm start: the model is
 pretrained); the training pool is the distinct problems of a fixed seed, disjoint from the held-out
@@ -32,9 +39,9 @@ from ar3po_jax.tasks import arithmetic
 
 NAME = "arithmetic_chat"
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"  # its chat template's default
-# Fraction of samples correct per level 1..5, measured as in the module docstring (None: not yet measured).
-SMOLLM2_PASS_RATES: tuple[float, ...] | None = None
-SMOLLM2_LEVEL_WEIGHTS = (2.0, 2.0, 1.0, 1.0, 0.0)
+# Fraction of samples correct by level, measured as in the module docstring (absent: not measured).
+SMOLLM2_PASS_RATES = {1: 0.0}
+SMOLLM2_LEVEL_WEIGHTS = (2.0, 2.0, 1.0, 1.0, 0.0)  # placeholder (see above): the easiest levels first
 
 
 def to_prompts(problems: Sequence[arithmetic.Problem], template: Template, tokenizer) -> list[Prompt]:
@@ -42,8 +49,20 @@ def to_prompts(problems: Sequence[arithmetic.Problem], template: Template, token
   return [template.prompt(p.question, p.question, p.answer, tokenizer) for p in problems]
 
 
+def single_digit_sums(seed: int, count: int) -> list[arithmetic.Problem]:
+  """`count` distinct sums of two digits 1..9 (at most 81): easier than the generator's level 1, the
+  regime where issue 12 measured SmolLM2 solving some samples. Reported as level 0."""
+  rng = np.random.default_rng([seed, 2])
+  pairs = [(a, b) for a in range(1, 10) for b in range(1, 10)]
+  chosen = [pairs[i] for i in rng.permutation(len(pairs))[:count]]
+  return [arithmetic.Problem(f"Compute {a}+{b}.", 0, f"Compute {a}+{b}.", f"{a}+{b}={a + b}. \\boxed{{{a + b}}}", str(a + b), f"{a}+{b}")
+          for a, b in chosen]
+
+
 def level_problems(seed: int, level: int, count: int) -> list[arithmetic.Problem]:
-  """`count` distinct problems of one level (the pass-rate histogram's sample)."""
+  """`count` distinct problems of one level (the pass-rate histogram's sample); level 0: single-digit sums."""
+  if level == 0:
+    return single_digit_sums(seed, count)
   weights = [0.0] * arithmetic.NUM_LEVELS
   weights[level - 1] = 1.0
   return arithmetic.ArithmeticTask.generate(seed, 0, count, weights).eval
