@@ -13,13 +13,13 @@ temperature 1 (48 prompts x 4 samples).
 Measured (benchmarks/smollm2_levels.py, SmolLM2-135M-Instruct as scripts/smollm2_hf.py builds it:
 the Q4_1 GGUF dequantized to float32; temperature 1, 128 new tokens, on a 2-core CPU shared by many
 jobs): level 1 (340+6) 0 of 48 samples correct (12 prompts x 4), 73% of responses cut at 128 tokens
-(it reasons at length, and wrongly: "990 + 6 ... multiplying 990 by 6"). So the generator's levels
-are beyond this model at this budget; SMOLLM2_PASS_RATES holds what was measured, levels 2 to 5 were
-not (they are harder than level 1 or as hard). Single-digit sums (`single_digit_sums`, level 0 of
-the benchmark) are the candidate for mixed prompts; see BENCHMARKS.md for their measurement.
-SMOLLM2_LEVEL_WEIGHTS is therefore NOT yet chosen from a histogram: it weights the easiest levels,
-a placeholder until the histogram of levels 0 to 2 is measured at a longer budget (a quiet machine or
-a GPU).
+(it reasons at length, and wrongly: "990 + 6 ... multiplying 990 by 6"); single-digit sums
+(`single_digit_sums`, level 0) 0 of 32 (8 x 4), 66% cut (it writes "3+5=8", never boxes it, then
+drifts into noise at temperature 1). Levels 2 to 5 were not measured (no easier than level 1). So
+at this budget and temperature this model has no mixed prompts on any level: the Q4_1 weights may be
+weaker than the release issue 12 measured (15% on single-digit sums). SMOLLM2_LEVEL_WEIGHTS is
+therefore NOT chosen from a histogram: it weights the easiest levels, a placeholder until levels 0
+to 2 are measured with a longer budget or a lower temperature (on a quiet machine or a GPU).
 
 Our choices: the worked solutions and the teacher's slip are unused (no warm start: the model is
 pretrained); the training pool is the distinct problems of a fixed seed, disjoint from the held-out
@@ -40,7 +40,7 @@ from ar3po_jax.tasks import arithmetic
 NAME = "arithmetic_chat"
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"  # its chat template's default
 # Fraction of samples correct by level, measured as in the module docstring (absent: not measured).
-SMOLLM2_PASS_RATES = {1: 0.0}
+SMOLLM2_PASS_RATES = {0: 0.0, 1: 0.0}
 SMOLLM2_LEVEL_WEIGHTS = (2.0, 2.0, 1.0, 1.0, 0.0)  # placeholder (see above): the easiest levels first
 
 
