@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -74,18 +74,35 @@ def right_pad(sequences: Sequence[np.ndarray], slots: int, pad_id, rows: int | N
   return out, mask
 
 
+def cut_at_first_stop(token_ids: np.ndarray, stop_ids: Sequence[int]) -> int:
+  """Tokens of a response up to and including its first stop token (all of them without one)."""
+  if not len(stop_ids):
+    return len(token_ids)
+  hits = np.flatnonzero(np.isin(token_ids, np.asarray(stop_ids)))
+  return int(hits[0]) + 1 if hits.size else len(token_ids)
+
+
 def pack_update_batch(
-    groups: Sequence[Group], response_slots: int, rows: int, pad_id: int, prompt_multiple: int = 8
+    groups: Sequence[Group],
+    response_slots: int,
+    rows: int,
+    pad_id: int,
+    prompt_multiple: int = 8,
+    stop_ids: Sequence[int] = (),
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-  """The update's batch (see `update.BATCH_FIELDS`) and a bool [rows] marking reused responses."""
+  """The update's batch (see `update.BATCH_FIELDS`) and a bool [rows] marking reused responses.
+
+  stop_ids: a response is trained up to its FIRST stop token; anything a source left after it
+  (a sampler that stopped on one token of several, a buffer entry) is masked out of the update."""
   prompts, responses, logps, rewards, group_ids, train_rows, post_mean, use_post, reused = ([] for _ in range(9))
   for g_index, group in enumerate(groups):
     training_rewards = group.rewards
     degenerate = group.posterior_mean is not None and np.all(training_rewards == training_rewards[0])
     for response, reward, train in zip(group.responses, training_rewards, group.train_mask):
       prompts.append(group.prompt.token_ids)
-      responses.append(response.token_ids)
-      logps.append(response.logprobs)
+      keep = cut_at_first_stop(response.token_ids, stop_ids)
+      responses.append(response.token_ids[:keep])
+      logps.append(response.logprobs[:keep])
       rewards.append(reward)
       group_ids.append(g_index)
       train_rows.append(train)
@@ -113,11 +130,15 @@ def pack_update_batch(
       "mask_BxT": np.concatenate([prompt_mask, response_mask], axis=1),
       "old_logp_BxTr": old_logp,
       "ref_logp_BxTr": np.zeros_like(old_logp),
+      # The sampler's own numbers stay apart from pi_old, which the loop may re-score.
+      "sampler_logp_BxTr": old_logp.copy(),
       "rewards_B": column(rewards, np.float32, 0.0),
       # Padding rows get their own group ids beyond the real groups so they touch no real statistic.
       "group_ids_B": np.concatenate([np.asarray(group_ids, np.int32), np.arange(len(groups), len(groups) + rows - n, dtype=np.int32)]),
       "row_valid_B": column(True, bool, False) if n else np.zeros((rows,), bool),
       "train_row_B": column(train_rows, bool, False),
+      # Sampled this step by the current policy (reused rows were drawn by older ones).
+      "fresh_row_B": column([not r for r in reused], bool, False),
       "posterior_mean_B": column(post_mean, np.float32, 0.5),
       "use_posterior_B": column(use_post, bool, False),
   }

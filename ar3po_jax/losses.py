@@ -11,6 +11,7 @@ Aggregation: "token_mean" averages over every trained token of the batch (DAPO; 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 AGGREGATIONS = ("token_mean", "seq_mean")
@@ -25,10 +26,23 @@ def clipped_policy_loss(logp_BxT, old_logp_BxT, advantages_B, eps_low: float, ep
   return -jnp.minimum(unclipped, clipped), clipped < unclipped
 
 
-def k3_kl(logp_BxT, ref_logp_BxT):
-  """The k3 estimator of KL(pi || pi_ref): exp(ref - logp) - (ref - logp) - 1, >= 0 per token."""
+def k3_kl(logp_BxT, ref_logp_BxT, mask_BxT=None):
+  """The k3 estimator of KL(pi || pi_ref): exp(ref - logp) - (ref - logp) - 1, >= 0 per token.
+
+  mask_BxT: where the estimate means anything; elsewhere it is 0. Padding holds a placeholder ref
+  log-prob (0) against a real, possibly very negative, log-prob of the pad token: exp would overflow
+  to inf there and inf * 0 = NaN in any masked sum (and in its gradient), so it is never evaluated."""
   delta = ref_logp_BxT - logp_BxT
+  if mask_BxT is not None:
+    delta = jnp.where(mask_BxT, delta, 0.0)
   return jnp.exp(delta) - delta - 1.0
+
+
+def truncated_is_weights(trainer_logp_BxT, sampler_logp_BxT, cap: float):
+  """Truncated importance weights min(pi_trainer / pi_sampler, cap) per token, for when the sampler's
+  numbers differ from the trainer's (verl's rollout correction, token level). No gradient flows
+  through them: they reweight the loss of the tokens the sampler actually drew."""
+  return jax.lax.stop_gradient(jnp.minimum(jnp.exp(trainer_logp_BxT - sampler_logp_BxT), cap))
 
 
 def aggregate(values_BxT, token_mask_BxT, mode: str):

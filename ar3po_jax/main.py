@@ -8,25 +8,30 @@ Several processes run the same command (see `distributed`): on a TPU pod every w
 JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID); launch/local_multiprocess.sh does
 this on one machine.
 
-See configs/tiny.py for what to expect and every field.
+See configs/tiny.py for what to expect and configs/common.py for every field. The flow is one way:
+flags -> config (strategy presets resolved, validated, printed) -> mesh -> the task's Setup
+(`tasks.build_setup`, by config.task.name) -> the RL loop (`train.run`). Flags are defined only when
+this module runs as the program, so importing it next to `simulate` or `eval` defines nothing twice.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "tiny.py")
-config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file, optionally with ':arg' (the strategy).", lock_config=True)
-flags.DEFINE_string("workdir", None, "Where metrics, caches and plots go (default: config.workdir, else ./workdir/tiny_<strategy>).")
-flags.DEFINE_string("coordinator_address", None, "Multi-process: HOST:PORT of process 0's coordinator.")
-flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes run this command.")
-flags.DEFINE_integer("process_id", None, "Multi-process: this process's index, 0 to num_processes - 1.")
-flags.DEFINE_bool("distributed", False, "Multi-process with peers found by JAX itself (TPU pod workers, SLURM).")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file, optionally with ':arg' (the strategy).", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Where metrics, caches and plots go (default: config.workdir, else ./workdir/tiny_<strategy>).")
+  flags.DEFINE_string("coordinator_address", None, "Multi-process: HOST:PORT of process 0's coordinator.")
+  flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes run this command.")
+  flags.DEFINE_integer("process_id", None, "Multi-process: this process's index, 0 to num_processes - 1.")
+  flags.DEFINE_bool("distributed", False, "Multi-process with peers found by JAX itself (TPU pod workers, SLURM).")
 
 
 def _log(message: str) -> None:
@@ -53,8 +58,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from ar3po_jax import config_validation
 
+  # Flags -> config: the strategy's presets fill the fields left to it, then everything is checked.
   config = FLAGS.config
   try:
+    config_validation.resolve(config)
     config_validation.validate(config)
   except config_validation.ConfigError as e:
     raise SystemExit(str(e)) from e
@@ -67,40 +74,36 @@ def main(argv):
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, auto=FLAGS.distributed)
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-  from ar3po_jax import checkpoint, embedded, real, train
+  from ar3po_jax import checkpoint, sharding, tasks, train, workdir_lock
 
+  # One run per workdir (each process of a job locks its own index), taken before anything is written there.
+  lock = workdir_lock.acquire(workdir, jax.process_index())  # noqa: F841 (held until the process ends)
+  # Mesh.
   mesh_problems = config_validation.mesh_problems(config.mesh, jax.device_count())
+  mesh_problems += config_validation.check_memory(config)
   if mesh_problems:
     raise SystemExit("invalid config:\n  - " + "\n  - ".join(mesh_problems))
-  _log(f"ar3po_jax: strategy {config.rollout.strategy}, workdir {workdir}, process {jax.process_index()} of {jax.process_count()}, devices {jax.devices()}")
+  try:  # before the config is written and before any preparation: a refused resume costs seconds
+    checkpoint.check_workdir_compatible(config, workdir)
+  except checkpoint.ResumeError as e:
+    raise SystemExit(str(e)) from e
+  _log(f"ar3po_jax: strategy {config.rollout.strategy}, task {config.task.name}, workdir {workdir}, "
+       f"process {jax.process_index()} of {jax.process_count()}, devices {jax.devices()}")
   if distributed.is_leader():
+    _log("config (resolved):\n" + config.to_json_best_effort(indent=1))
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=1))
-  prepared = _prepare(config, workdir, embedded, real)
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+
+  # The task's setup, then the loop.
+  setup = tasks.build_setup(config, workdir, _log, mesh)
   try:
-    train.run(config, workdir, prepared, _log)
+    train.run(config, workdir, setup, _log, mesh=mesh)
   except checkpoint.ResumeError as e:
     raise SystemExit(str(e)) from e
   _log(f"metrics: {os.path.join(workdir, 'metrics.jsonl')}  plot: {os.path.join(workdir, 'accuracy_vs_responses.png')}")
 
 
-def _prepare(config, workdir, embedded, real):
-  """Every process's copy of the prepared run, identical on all of them."""
-  from ar3po_jax import distributed
-
-  if config.task.name == "arithmetic_chat":
-    from ar3po_jax.tasks import arithmetic_chat
-
-    return arithmetic_chat.prepare(config, workdir, _log)
-  if config.task.name != "arithmetic":
-    return real.prepare(config, workdir, _log)  # collective: each host loads its own parameter shards
-  # Process 0 builds the cached tokenizer and warm start first, so that processes sharing a disk read
-  # them rather than race to write them; its parameters then win, whatever each host computed.
-  prepared = distributed.leader_first(lambda: embedded.prepare(config, workdir, _log), "embedded.prepare")
-  prepared.params = distributed.broadcast(prepared.params)
-  distributed.check_same_on_all_hosts([p.token_ids for p in prepared.train_prompts + prepared.eval_prompts], "the tokenized prompts")
-  return prepared
-
-
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,4 +1,4 @@
-"""The host side of the sampling kernel: the `rollout.types.Sampler` the scheduler calls.
+"""The host side of the sampling kernel: the `types.Sampler` the scheduler calls.
 
 It expands (prompt, count) requests into rows, pads them to a row bucket, launches the jitted kernel
 once per call and cuts the rows back into `Response`s with decoded text.
@@ -18,9 +18,9 @@ import numpy as np
 
 from ar3po_jax import batching, distributed
 from ar3po_jax.models.transformer import Transformer
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 from ar3po_jax.sampling import SamplingParams, sample
-from ar3po_jax.tokenizer import Tokenizer
+from ar3po_jax.tokenizers import Tokenizer
 
 
 class PolicySampler:
@@ -48,6 +48,14 @@ class PolicySampler:
     self.batch_sharding = batch_sharding
     self.cache_sharding = cache_sharding
     self.launch_shapes: set[tuple[int, int]] = set()
+
+  def state_dict(self) -> dict:
+    """The sampling key (the params come from the TrainState)."""
+    key = self.rng
+    return {"impl": str(jax.random.key_impl(key)), "data": np.asarray(jax.random.key_data(key)).tolist()}
+
+  def load_state_dict(self, state: dict) -> None:
+    self.rng = jax.random.wrap_key_data(np.asarray(state["data"], np.uint32), impl=state["impl"])
 
   def generate(self, prompt_ids: Sequence[np.ndarray], sampling: SamplingParams | None = None):
     """Raw kernel outputs (numpy) for one row per prompt, padding rows dropped."""

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ar3po_jax.models.transformer import Transformer, init_cache, positions_from_mask
 
@@ -29,15 +30,23 @@ class SamplingParams:
   temperature: float = 1.0  # 0: greedy
   top_p: float = 1.0  # 1: off
   top_k: int = 0  # 0: off
-  eos_id: int = 1
+  # Every token that ends a response (a chat format ends on either of two, e.g. <|im_end|> and
+  # <|endoftext|>); the response ends at the first. An int is taken as a one-token tuple.
+  stop_ids: tuple[int, ...] = (1,)
   pad_id: int = 0
+
+  def __post_init__(self):
+    stops = (self.stop_ids,) if isinstance(self.stop_ids, int) else tuple(int(i) for i in self.stop_ids)
+    if not stops:
+      raise ValueError("SamplingParams.stop_ids must hold at least one token id")
+    object.__setattr__(self, "stop_ids", stops)
 
 
 class SampleOutput(NamedTuple):
   tokens_BxTr: jax.Array  # int32, pad after the end
   logprobs_BxTr: jax.Array  # float32, 0 after the end
-  lengths_B: jax.Array  # int32, response tokens including EOS
-  truncated_B: jax.Array  # bool, no EOS within max_new_tokens
+  lengths_B: jax.Array  # int32, response tokens up to and including the first stop token
+  truncated_B: jax.Array  # bool, no stop token within max_new_tokens
 
 
 def _logit_temperature(temperature: float) -> float:
@@ -113,7 +122,7 @@ def sample(
     logprob_B = jnp.where(done_B, 0.0, logprob_B)
     tokens_BxTr = jax.lax.dynamic_update_slice_in_dim(tokens_BxTr, token_B[:, None], t, axis=1)
     logprobs_BxTr = jax.lax.dynamic_update_slice_in_dim(logprobs_BxTr, logprob_B[:, None], t, axis=1)
-    done_B = done_B | (token_B == params_s.eos_id)
+    done_B = done_B | is_stop(token_B, params_s.stop_ids)
     kv_mask_BxS = jax.lax.dynamic_update_slice_in_dim(kv_mask_BxS, jnp.ones((B, 1), bool), Tp + t, axis=1)
     step_logits, cache = model.apply(
         {"params": weights}, token_B[:, None], (prompt_len_B + t)[:, None], kv_mask_BxS, cache, Tp + t
@@ -132,22 +141,58 @@ def sample(
       rng,
   )
   _, _, _, _, _, tokens_BxTr, logprobs_BxTr, _ = jax.lax.while_loop(cond, body, carry)
-  is_eos_BxTr = tokens_BxTr == params_s.eos_id
-  has_eos_B = jnp.any(is_eos_BxTr, axis=1)
-  lengths_B = jnp.where(has_eos_B, jnp.argmax(is_eos_BxTr, axis=1) + 1, Tr).astype(jnp.int32)
-  return SampleOutput(tokens_BxTr, logprobs_BxTr, lengths_B, ~has_eos_B)
+  lengths_B, has_stop_B = stop_lengths(tokens_BxTr, params_s.stop_ids)
+  return SampleOutput(tokens_BxTr, logprobs_BxTr, lengths_B, ~has_stop_B)
+
+
+def is_stop(tokens, stop_ids: tuple[int, ...]):
+  """Whether each token is one of the stop ids (jnp or np arrays)."""
+  xp = jnp if isinstance(tokens, jax.Array) else np
+  return xp.isin(tokens, xp.asarray(stop_ids, dtype=tokens.dtype))
+
+
+def stop_lengths(tokens_BxT, stop_ids: tuple[int, ...]):
+  """(length up to and including the FIRST stop token, or T without one; whether a stop occurred)."""
+  xp = jnp if isinstance(tokens_BxT, jax.Array) else np
+  stop_BxT = is_stop(tokens_BxT, stop_ids)
+  has_stop_B = xp.any(stop_BxT, axis=1)
+  lengths_B = xp.where(has_stop_B, xp.argmax(stop_BxT, axis=1) + 1, tokens_BxT.shape[1]).astype(xp.int32)
+  return lengths_B, has_stop_B
+
+
+def _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature):
+  logits_BxTxV, _ = model.apply({"params": weights}, tokens_BxT, positions_from_mask(mask_BxT), mask_BxT)
+  # The model's head is float32 whatever the activation dtype; the cast only guards other models.
+  logits_BxTrxV = logits_BxTxV[:, prompt_slots - 1 : -1].astype(jnp.float32) / _logit_temperature(temperature)
+  return jax.nn.log_softmax(logits_BxTrxV, axis=-1)
 
 
 def sequence_logprobs(
     weights: dict, model: Transformer, tokens_BxT: jax.Array, mask_BxT: jax.Array, prompt_slots: int, temperature: float = 1.0
 ) -> jax.Array:
-  """Per-token log-probs [B, T - Tp] of the response columns of prompt+response rows (not jitted:
-  the update differentiates through it; `score` is the jitted form)."""
-  logits_BxTxV, _ = model.apply({"params": weights}, tokens_BxT, positions_from_mask(mask_BxT), mask_BxT)
-  logits_BxTrxV = logits_BxTxV[:, prompt_slots - 1 : -1] / _logit_temperature(temperature)
-  logprobs_BxTrxV = jax.nn.log_softmax(logits_BxTrxV, axis=-1)
+  """Per-token float32 log-probs [B, T - Tp] of the response columns of prompt+response rows (not
+  jitted: the update differentiates through it; `score` is the jitted form)."""
+  logprobs_BxTrxV = _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
   targets_BxTr = tokens_BxT[:, prompt_slots:]
   return jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
+
+
+def sequence_logprobs_and_entropy(
+    weights: dict,
+    model: Transformer,
+    tokens_BxT: jax.Array,
+    mask_BxT: jax.Array,
+    prompt_slots: int,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+  """`sequence_logprobs` and the float32 entropy [B, T - Tp] of the sampling distribution at each
+  response column, without gradient (a metric: TRL's and verl's `entropy`)."""
+  logprobs_BxTrxV = _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
+  targets_BxTr = tokens_BxT[:, prompt_slots:]
+  logp_BxTr = jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
+  lp = jax.lax.stop_gradient(logprobs_BxTrxV)
+  entropy_BxTr = -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+  return logp_BxTr, entropy_BxTr
 
 
 @functools.partial(jax.jit, static_argnames=("model", "prompt_slots", "temperature", "batch_sharding"))

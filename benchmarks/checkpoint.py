@@ -24,7 +24,7 @@ from absl import app, flags
 from ar3po_jax import checkpoint
 from ar3po_jax.models.transformer import ModelConfig, init_params
 from ar3po_jax.rollout import ReplayBuffer
-from ar3po_jax.rollout.types import Response
+from ar3po_jax.types import Response
 from ar3po_jax.update import init_train_state, make_optimizer
 from configs import tiny
 

@@ -28,7 +28,7 @@ def ours(config: ModelConfig, params: dict):
 
   def generate(prompts_BxTp: np.ndarray, new_tokens: int) -> np.ndarray:
     prompts = jnp.asarray(prompts_BxTp, jnp.int32)
-    s = SamplingParams(max_new_tokens=new_tokens, temperature=0.0, eos_id=config.vocab_size, pad_id=0)
+    s = SamplingParams(max_new_tokens=new_tokens, temperature=0.0, stop_ids=config.vocab_size, pad_id=0)
     out = sample(weights, prompts, jnp.ones(prompts.shape, bool), jax.random.key(0), model=model, params_s=s)
     return np.asarray(out.tokens_BxTr)
 

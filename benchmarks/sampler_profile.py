@@ -116,8 +116,8 @@ def main(_):
   B, Tp, N = _BATCH.value, _PROMPT_LEN.value, _NEW_TOKENS.value
   prompts = jnp.asarray(np.random.default_rng(0).integers(1, config.vocab_size, (B, Tp)), jnp.int32)
   mask = jnp.ones((B, Tp), bool)
-  # eos_id -1: no row ever stops, so every call decodes exactly N tokens.
-  sampling = SamplingParams(N, 0.0, eos_id=-1, pad_id=0)
+  # stop id -1: no row ever stops, so every call decodes exactly N tokens.
+  sampling = SamplingParams(N, 0.0, stop_ids=-1, pad_id=0)
   run = jax.jit(lambda w, p, m, r: sample(w, p, m, r, model=model, params_s=sampling))
   kinds_by_name = op_kinds(run.lower(params, prompts, mask, jax.random.key(1)).compile().as_text())
   jax.block_until_ready(run(params, prompts, mask, jax.random.key(1)))  # compile

@@ -38,7 +38,7 @@ GSM8K = os.path.join(DATA_ROOT, "gsm8k_test.jsonl")
 def ours(checkpoint: str, prompts, tokenizer, max_new_tokens: int, batch_rows: int) -> dict:
   import jax
 
-  from ar3po_jax import progress
+  from ar3po_jax.evaluation import progress
   from ar3po_jax.models import hf
   from ar3po_jax.policy import PolicySampler
   from benchmarks.smollm2_levels import _sampling_params
@@ -106,8 +106,8 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
 
   from ar3po_jax import datasets
-  from ar3po_jax.hf_tokenizer import load_tokenizer
-  from ar3po_jax.prompts import Template
+  from ar3po_jax.tokenizers import load_tokenizer
+  from ar3po_jax.datasets.prompts import Template
   from ar3po_jax.rewards import MathVerifier, extract_answer
   from ar3po_jax.tasks.arithmetic_chat import SMOLLM_SYSTEM
   from benchmarks import machine

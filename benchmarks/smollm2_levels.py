@@ -13,7 +13,6 @@ benchmarks/results/smollm2_levels.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 
@@ -21,12 +20,10 @@ import numpy as np
 
 
 def _sampling_params(max_new_tokens: int, temperature: float, tokenizer):
-  """SamplingParams with every stop token where the sampler takes a tuple (`stop_ids`), else the first."""
+  """SamplingParams with every stop token of the chat format."""
   from ar3po_jax.sampling import SamplingParams
 
-  names = {f.name for f in dataclasses.fields(SamplingParams)}
-  stops = {"stop_ids": tuple(tokenizer.stop_ids)} if "stop_ids" in names else {"eos_id": tokenizer.eos_id}
-  return SamplingParams(max_new_tokens, temperature, 1.0, 0, pad_id=tokenizer.pad_id, **stops)
+  return SamplingParams(max_new_tokens, temperature, 1.0, 0, tuple(tokenizer.stop_ids), tokenizer.pad_id)
 
 
 def main(argv=None) -> dict:
@@ -43,20 +40,17 @@ def main(argv=None) -> dict:
 
   import jax
 
-  from ar3po_jax import progress
+  from ar3po_jax.evaluation import progress
   from ar3po_jax.evaluation import pass_rate_summary
-  from ar3po_jax.hf_tokenizer import load_tokenizer
+  from ar3po_jax.tokenizers import load_tokenizer
   from ar3po_jax.models import hf
   from ar3po_jax.policy import PolicySampler
-  from ar3po_jax.prompts import Template
+  from ar3po_jax.datasets.prompts import Template
   from ar3po_jax.rewards.exact import ExactVerifier
   from ar3po_jax.tasks import arithmetic_chat
   from benchmarks import machine
 
-  try:
-    from ar3po_jax.evaluation.loop import sample_and_verify
-  except ImportError:  # before evaluation/ became a package
-    from ar3po_jax.eval import sample_and_verify
+  from ar3po_jax.evaluation import sample_and_verify
 
   policy = hf.load_checkpoint(args.checkpoint, "float32")
   template = Template("qwen_chat", "boxed", arithmetic_chat.SMOLLM_SYSTEM)

@@ -26,7 +26,7 @@ import time
 
 from benchmarks import strategy_report
 
-# name -> (strategy, config overrides). The (S, k) sweep of ALGORITHMS.md keeps S * k = 8, GRPO's G.
+# name -> (strategy, config overrides). The (S, k) sweep of docs/ALGORITHMS.md keeps S * k = 8, GRPO's G.
 VARIANTS = {
     "grpo": ("grpo", {}),
     "dapo": ("dapo", {}),
@@ -100,7 +100,9 @@ def make_config(variant: str, seed: int, steps: int, eval_every: int, overrides:
     if not sep:
       raise ValueError(f"--override {item!r}: expected FIELD=VALUE")
     _set(config, field.strip(), _parse(value.strip()))
-  return config
+  from ar3po_jax import config_validation
+
+  return config_validation.resolve(config)  # the final strategy's presets fill the fields left None
 
 
 def predict(config, pass_rates: list[float], seed: int, workdir: str) -> dict:
@@ -124,15 +126,15 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
     return
   import jax
 
-  from ar3po_jax import embedded, train
+  from ar3po_jax import tasks, train
 
   workdir = args.workdir
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   config = make_config(variant, seed, args.steps, args.eval_every, args.override, args.cache_dir or os.path.join(args.workdir, "cache"))
-  prepared = embedded.prepare(config, workdir, log)
+  setup = tasks.build_setup(config, workdir, log)
   start = time.time()
-  history = train.run(config, os.path.join(workdir, "runs", name), prepared, log)
+  history = train.run(config, os.path.join(workdir, "runs", name), setup, log)
   seconds = time.time() - start
   meta = {
       "variant": variant,
@@ -141,8 +143,8 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
       "steps": config.rl.steps,
       "overrides": {**VARIANTS[variant][1], **dict(o.split("=", 1) for o in args.override)},
       "run_seconds": seconds,
-      "warm_start_pass_rates": prepared.warm_start_report["pass_rates"],
-      "simulated": predict(config, prepared.warm_start_report["per_prompt"], seed, workdir),
+      "warm_start_pass_rates": setup.report["pass_rates"],
+      "simulated": predict(config, setup.report["per_prompt"], seed, workdir),
   }
   with open(os.path.join(results, f"{name}.json"), "w") as f:
     json.dump(meta, f, indent=1)

@@ -1,6 +1,6 @@
 """Aggregates the strategy runs of `benchmarks.strategies`: per variant, mean and spread over seeds of
 accuracy and rollout cost, the simulator's prediction beside the measured cost, plots, and the
-headline ratios of ALGORITHMS.md (AR3PO against GRPO and DAPO).
+headline ratios of docs/ALGORITHMS.md (AR3PO against GRPO and DAPO).
 
 "At matched accuracy" compares the cumulative responses each variant needed for its seed-mean
 held-out accuracy to first reach a common level: the lowest final seed-mean accuracy among the

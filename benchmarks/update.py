@@ -152,10 +152,10 @@ def table(report: dict) -> str:
 
 
 def main(_):
-  from ar3po_jax import batching, train
+  from ar3po_jax import batching, config_validation, train
   from configs import tiny
 
-  config = tiny.get_config("ar3po")
+  config = config_validation.resolve(tiny.get_config("ar3po"))
   max_rows = train.max_rows_per_step(config.rollout)
   granule = batching.row_bucket(1, max_rows, config.rl.row_buckets)
   rows_list = [int(b) for b in _BUCKETS.value] or list(range(granule, max_rows + granule, granule))[: config.rl.row_buckets]

@@ -4,7 +4,8 @@ r"""Evaluation of a Hugging Face checkpoint on the papers' math benchmarks: avg@
       --checkpoint=/ckpt/Qwen2.5-7B --output=/tmp/eval/qwen25_7b.json
 
 The argument lists benchmarks (default math500,aime24,amc23: the AR3PO and AERO papers' set); each
-reads ../shared/data/<file> unless --config.benchmarks.NAME.path says otherwise. Known layouts:
+reads DATA_ROOT/<file> unless --config.benchmarks.NAME.path says otherwise (a relative path is taken
+from --config.data_root, whose default is described in configs/common.py: ../shared/data). Known layouts:
 dapo_math, math500, aime24, amc23, gsm8k, math_aime_eval; any other name needs
 --config.benchmarks.NAME.fields (see ar3po_jax/datasets/records.py FieldMap).
 
@@ -13,23 +14,19 @@ Pass@8; temperature 0.6, top-p 0.95 and 4096 new tokens are our choice (DAPO rep
 temperature 1.0, top-p 0.7: set samples=32, temperature=1.0, top_p=0.7 to match it).
 """
 
-import os
-
 import ml_collections
 
-from ar3po_jax.datasets import DEFAULT_FILES
+try:
+  from configs import common
+except ImportError:  # loaded by path from outside the repository root: import it from this folder's parent
+  import os
+  import sys
+
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from configs import common
 
 DEFAULT_BENCHMARKS = "math500,aime24,amc23"
-SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"))
-
-
-def benchmark(name: str, path: str = "") -> ml_collections.ConfigDict:
-  b = ml_collections.ConfigDict()
-  b.loader = name  # a known layout, or any name when fields are given
-  b.path = path or (os.path.join(SHARED_DATA, DEFAULT_FILES[name]) if name in DEFAULT_FILES else "")
-  b.fields = ml_collections.ConfigDict({"question": "", "answer": "", "uid": "", "source": "", "answer_format": "raw"})
-  b.limit = 0  # 0: every problem
-  return b
+benchmark = common.benchmark
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -39,10 +36,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dtype = "bfloat16"  # parameters
   c.activation_dtype = ""  # "": same as dtype
   c.output = ""  # report path; "": <checkpoint>/eval_report.json
+  c.data_root = common.default_data_root()  # relative benchmark paths are read from here
 
   c.tokenizer = ml_collections.ConfigDict()
   c.tokenizer.path = ""  # "": the checkpoint folder
-  c.tokenizer.format = "qwen_chat"  # plain | qwen_chat | llama3_chat (ar3po_jax/prompts.py)
+  c.tokenizer.format = "qwen_chat"  # plain | qwen_chat | llama3_chat (ar3po_jax/datasets/prompts.py)
   c.tokenizer.instruction = "boxed"  # boxed | dapo | none
   c.tokenizer.system = ""  # "": the format's default system turn
 
@@ -60,12 +58,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.batch_rows = 256  # sampler rows per launch (a multiple of the data-parallel size is used)
   c.save_responses = False  # True: every response text goes into the report
 
-  c.verify = ml_collections.ConfigDict()
-  c.verify.timeout_s = 5.0
-  c.verify.fallback = ""  # "": none; "last_number" also reads a bare final number
-
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1
-  c.mesh.fsdp = 1
-  c.mesh.tensor = 1
+  c.verify = common.verify(timeout_s=5.0)
+  c.mesh = common.mesh()
   return c

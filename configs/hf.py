@@ -14,8 +14,8 @@ The argument is STRATEGY[,TASK]: strategy grpo | dapo | ar3po | aero; task
   dapo_math        DAPO-Math-17k, evaluated on MATH-500, AIME24 and AMC23 (the papers' sets);
   arithmetic_chat  the project's arithmetic problems in the chat template, at the levels where
                    SmolLM2-135M-Instruct's answers are mixed (ar3po_jax/tasks/arithmetic_chat.py).
-Data paths are fields (task.path, eval.benchmarks.NAME.path), by default in the shared data folder:
-$AR3PO_DATA_ROOT, else ../shared/data beside the repository.
+Data paths are fields (task.path, eval.benchmarks.NAME.path) relative to task.data_root, by default
+the shared data folder: $AR3PO_DATA_ROOT, else ../shared/data beside the repository (configs/common.py).
 
 Facts: the architecture fields are absent from this config on purpose; `model.hf_path` (the same
 field as `model.checkpoint`) names the folder and its config.json is the architecture.
@@ -26,38 +26,23 @@ parameter, do not fit one device), ChatML prompts (set --config.tokenizer.format
 3), the boxed-answer instruction, and the batch sizes and learning rates below.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 from ml_collections.config_dict import placeholder
 
+try:
+  from configs import common, paper
+except ImportError:  # loaded by path from outside the repository root: import it from this folder's parent
+  import os
+  import sys
+
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from configs import common, paper
+
 from ar3po_jax.tasks.arithmetic_chat import SMOLLM2_LEVEL_WEIGHTS, SMOLLM_SYSTEM
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
 TASKS = ("gsm8k", "dapo_math", "arithmetic_chat")
 ARCH_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias",
                "tie_embeddings", "rope_theta", "norm_eps", "rope_scaling", "name")
-
-
-def data_root() -> str:
-  return os.environ.get("AR3PO_DATA_ROOT") or os.path.normpath(os.path.join(_HERE, "..", "..", "shared", "data"))
-
-
-def _paper():
-  spec = importlib.util.spec_from_file_location("_ar3po_paper_config", os.path.join(_HERE, "paper.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def _benchmark(loader: str, file: str, limit: int = 0) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({
-      "loader": loader,
-      "path": os.path.join(data_root(), file),
-      "fields": ml_collections.ConfigDict({"question": "", "answer": "", "uid": "", "source": "", "answer_format": "raw"}),
-      "limit": limit,
-  })
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -65,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   task = task or "gsm8k"
   if task not in TASKS:
     raise ValueError(f"configs/hf.py: unknown task {task!r}; choose one of {TASKS}")
-  c = _paper().get_config(f"{strategy},qwen25_7b")  # the paper configs' layout; every value set below
+  c = paper.get_config(f"{strategy},qwen25_7b")  # the paper configs' layout and presets; values set below
   c.model.hf_path = placeholder(str)  # the checkpoint folder (required)
   c.model.checkpoint = c.model.get_ref("hf_path")  # what the loaders read; setting either sets both
   for field in ARCH_FIELDS:
@@ -74,7 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.dtype = "float32"  # activations  # ours
   c.model.param_dtype = "float32"  # ours
   c.model.export_every = 50  # ours
-  c.mesh.data, c.mesh.fsdp, c.mesh.tensor = -1, 1, 1
+  c.mesh = common.mesh(data=-1)  # every device present, data parallel
   c.mesh.slice = "any: every device present"
 
   c.tokenizer.path = ""  # "": the checkpoint folder
@@ -92,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   rl.micro_batch_rows = 0  # ours: the whole batch in one pass; set for large models
   rl.response_buckets = 4
   e.every = 25  # ours
-  e.num_prompts = 500
+  e.num_prompts = 500  # per benchmark
   e.batch_size = 64
   e.samples = 4  # per benchmark: avg@k and pass@k over these samples  # ours
   e.temperature = 0.6  # ours
@@ -100,17 +85,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if task == "gsm8k":
     c.task.name = "gsm8k"
-    c.task.path = os.path.join(data_root(), "gsm8k_train.jsonl")
+    c.task.path = "gsm8k_train.jsonl"  # relative to task.data_root
     c.task.max_prompt_tokens = 512  # ours
-    e.benchmarks = ml_collections.ConfigDict({"gsm8k": _benchmark("gsm8k", "gsm8k_test.jsonl")})
+    e.benchmarks = ml_collections.ConfigDict({"gsm8k": common.benchmark("gsm8k")})
   elif task == "dapo_math":
-    c.task.path = os.path.join(data_root(), "dapo_math_17k.parquet")
-    e.benchmarks = ml_collections.ConfigDict({
-        "math500": _benchmark("math500", "math500_test.jsonl"),
-        "aime24": _benchmark("aime24", "aime24_test.jsonl"),
-        "amc23": _benchmark("amc23", "amc23_test.jsonl"),
-    })
-    r.max_new_tokens = 3072  # ours
+    r.max_new_tokens = 3072  # ours (the paper config's task and benchmarks stay)
   else:  # arithmetic_chat: sized for SmolLM2-135M on a CPU or one GPU
     c.task.name = "arithmetic_chat"
     c.task.path = ""  # generated, no file

@@ -8,7 +8,7 @@ The argument is STRATEGY,MODEL: strategy grpo | dapo | ar3po | aero; model qwen2
 qwen25_32b | qwen25_math_1p5b | qwen25_7b_instruct. Then evaluate the exported policy with
 `python -m ar3po_jax.eval --config=configs/eval.py --checkpoint=WORKDIR/hf/step_N`.
 
-Facts from the papers (ALGORITHMS.md and shared/seeds/):
+Facts from the papers (docs/ALGORITHMS.md):
   - AR3PO: Qwen2.5-7B, Llama-3.1-8B, Qwen2.5-32B; DAPO-Math-17k; verl; GRPO objective with token-level
     ratios; GRPO's G = 8 in the comparisons; eval MATH-500, AIME24, AMC23.
   - AERO: Qwen2.5-Math-1.5B, Qwen2.5-7B, Qwen2.5-7B-Instruct; same total rollout budget as GRPO's
@@ -17,20 +17,25 @@ Facts from the papers (ALGORITHMS.md and shared/seeds/):
     512 prompts per step, 20480 response tokens with a 4096-token overlong buffer, temperature 1.0.
 Our choices, marked `# ours` below: everything else, notably the response lengths of the smaller
 models, prompts per step outside DAPO-32B, step counts, AR3PO's (S, k) = (2, 4) and AERO's budget
-(ALGORITHMS.md defaults), the prompt template, and every mesh (sized, not measured, on TPU v5p:
+(docs/ALGORITHMS.md defaults), the prompt template, and every mesh (sized, not measured, on TPU v5p:
 95 GiB HBM a chip; fp32 parameters, gradients and Adam moments are 16 bytes a parameter).
 The architecture fields are the released models' config.json values; loading checks them against
 the checkpoint so a wrong path fails before any compile.
 """
 
-import importlib.util
-import os
-
 import ml_collections
+from ml_collections.config_dict import placeholder
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED_DATA = os.path.normpath(os.path.join(_HERE, "..", "..", "shared", "data"))
-STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
+try:
+  from configs import common
+except ImportError:  # loaded by path from outside the repository root: import it from this folder's parent
+  import os
+  import sys
+
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from configs import common
+
+STRATEGIES = common.STRATEGIES
 
 # name: (architecture, prompt format, max response tokens, overlong buffer, prompts per step,
 #        micro-batch rows per device, mesh (data, fsdp, tensor), slice)
@@ -71,33 +76,19 @@ MODELS = {
 ARCH_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias", "tie_embeddings")
 
 
-def _tiny_config(arg: str) -> ml_collections.ConfigDict:
-  """configs/tiny.py's config: the paper configs extend its layout, so every field the training
-  loop reads exists here too."""
-  spec = importlib.util.spec_from_file_location("_ar3po_tiny_config", os.path.join(_HERE, "tiny.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def _benchmark(name: str, file: str) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({"loader": name, "path": os.path.join(SHARED_DATA, file), "limit": 0})
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   strategy, _, model_name = (arg or "ar3po,qwen25_7b").partition(",")
   model_name = model_name or "qwen25_7b"
-  if strategy not in STRATEGIES:
-    raise ValueError(f"configs/paper.py: unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+  common.check_strategy(strategy, "configs/paper.py")
   if model_name not in MODELS:
     raise ValueError(f"configs/paper.py: unknown model {model_name!r}; choose one of {tuple(MODELS)}")
   m = MODELS[model_name]
-  c = _tiny_config(strategy)
+  c = common.base(strategy)
   c.workdir = ""
 
   # task.num_train / num_eval / level_weights / seed are the arithmetic task's and unused here.
   c.task.name = "dapo_math"
-  c.task.path = os.path.join(SHARED_DATA, "dapo_math_17k.parquet")
+  c.task.path = "dapo_math_17k.parquet"  # relative to task.data_root (configs/common.py)
   c.task.fields = ml_collections.ConfigDict({"question": "", "answer": "", "uid": "", "source": "", "answer_format": "raw"})
   c.task.on_error = "raise"
   c.task.limit = 0  # 0: every problem
@@ -123,19 +114,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   r = c.rollout
   r.batch_prompts = m["batch_prompts"]
-  r.group_size = 16 if strategy == "dapo" else 8  # DAPO paper: 16; GRPO comparisons: 8
+  r.group_size = placeholder(int)  # preset: DAPO paper 16; GRPO comparisons 8
   r.max_new_tokens = m["max_new_tokens"]
   r.temperature = 1.0  # DAPO paper (training)
   r.top_p = 1.0
   r.top_k = 0
-  r.ar3po.stages, r.ar3po.k = 2, 4  # ALGORITHMS.md defaults
+  r.ar3po.stages, r.ar3po.k = 2, 4  # docs/ALGORITHMS.md defaults
   r.buffer.per_prompt, r.buffer.total = 2, 100_000
   r.dapo.gen_batch_prompts = 3 * m["batch_prompts"]  # verl DAPO recipe: 3x the train batch  # ours
   r.dapo.max_gen_batches = 10  # ours
   r.dapo.overlong_buffer = m["overlong"]
   r.dapo.overlong_penalty = 1.0
-  r.dapo.mask_truncated = strategy == "dapo"
-  r.aero.n_explore, r.aero.budget = 8, 16  # ALGORITHMS.md defaults (our reconstruction)
+  r.dapo.mask_truncated = placeholder(bool)  # preset: True for dapo
+  r.aero.n_explore, r.aero.budget = 8, 16  # docs/ALGORITHMS.md defaults (our reconstruction)
 
   rl = c.rl
   rl.steps = 500  # ours
@@ -143,13 +134,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   rl.weight_decay = 0.1  # DAPO paper (AdamW)
   rl.grad_clip = 1.0
   rl.eps_low = 0.2
-  rl.eps_high = 0.28 if strategy == "dapo" else 0.2
+  rl.eps_high = placeholder(float)  # preset: DAPO paper 0.28 (clip-higher), else 0.2
   rl.beta = 0.0  # DAPO: no KL; the same for the others so only the rollout differs  # ours
   rl.loss_agg = "token_mean"
   rl.micro_batch_rows = m["micro_rows"]
   rl.row_buckets = 8
   rl.response_buckets = 4  # long-response runs pad each batch to a quarter, half, ... of the limit
   rl.recompute_old_logprobs = False
+  # Several optimizer steps per rollout batch, as verl (ppo_mini_batch_size; its GRPO examples take
+  # 4 mini-batches a batch) and DAPO (512 prompts, mini-batches of 32); 4 is ours.
+  rl.mini_batches = 4  # ours
+  rl.epochs = 1
+  rl.tis_cap = 0.0  # off, as verl's default; 2.0 is verl's usual threshold when turned on
 
   c.eval.every = 50  # ours
   c.eval.num_prompts = 500
@@ -157,17 +153,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.samples = 8  # AERO: Avg@8 / Pass@8
   c.eval.temperature = 0.6  # ours
   c.eval.top_p = 0.95  # ours
-  c.eval.benchmarks = ml_collections.ConfigDict({
-      "math500": _benchmark("math500", "math500_test.jsonl"),
-      "aime24": _benchmark("aime24", "aime24_test.jsonl"),
-      "amc23": _benchmark("amc23", "amc23_test.jsonl"),
-  })
+  c.eval.benchmarks = ml_collections.ConfigDict({name: common.benchmark(name) for name in ("math500", "aime24", "amc23")})
 
-  c.verify = ml_collections.ConfigDict()
-  c.verify.timeout_s = 5.0  # ours
-  c.verify.fallback = ""
+  c.verify = common.verify(timeout_s=5.0)  # ours
 
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = m["mesh"]
   c.mesh.slice = m["slice"]  # what the mesh was sized for; informational
   c.log.progress = True
+  # Strategy-implied settings, filled after flags for the final rollout.strategy (configs/common.py).
+  c.presets = common.presets(
+      default={"rl.eps_high": 0.2, "rollout.group_size": 8, "rollout.dapo.mask_truncated": False},
+      dapo={"rl.eps_high": 0.28, "rollout.group_size": 16, "rollout.dapo.mask_truncated": True},
+  )
   return c

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One training run on a Cloud TPU VM slice, from creating the slice to deleting it:
-#   create the slice -> copy this checkout (or clone --repo) to every worker -> install -> start the
-#   same command on every worker (JAX finds its peers: --distributed) -> follow worker 0's log ->
-#   copy worker 0's workdir to --results -> delete the slice (also when a step fails; --keep skips).
+#   create the slice -> copy this checkout (or clone --repo) to every worker -> install -> stage the
+#   checkpoint and the data sets on every worker's disk -> start the same command on every worker
+#   (JAX finds its peers: --distributed) -> follow worker 0's log -> copy worker 0's workdir to
+#   --results -> delete the slice (also when a step fails; --keep skips).
 #
-#   launch/tpu_pod.sh --tpu_name=ar3po-v4 --accelerator_type=v4-32 \
-#       --config=configs/paper.py:ar3po_qwen25_7b --results=gs://my-bucket/ar3po/v4-32 -- --config.rl.steps=500
+#   launch/tpu_pod.sh --tpu_name=ar3po-v5p --accelerator_type=v5p-64 --zone=us-east5-a \
+#       --config=configs/paper.py:ar3po,qwen25_7b --checkpoint=gs://my-bucket/Qwen2.5-7B \
+#       --data=gs://my-bucket/ar3po-data --results=gs://my-bucket/ar3po/v5p-64 -- --config.rl.steps=500
 #   launch/tpu_pod.sh --dry_run --tpu_name=t --accelerator_type=v5e-64   # print every command, run none
 #
 # Flags (--name=value or --name value); anything after `--` goes to ar3po_jax.main unchanged:
@@ -15,7 +17,13 @@
 #   --project           gcloud project (default: gcloud's configured one)
 #   --runtime_version   TPU VM image; default by type: tpu-ubuntu2204-base (v4),
 #                       v2-alpha-tpuv5-lite (v5e), v2-alpha-tpuv5 (v5p), v2-alpha-tpuv6e (v6e)
-#   --config            config file[:arg] (default configs/tiny.py:ar3po)
+#   --config            config file[:arg] (default configs/tiny.py:ar3po); configs/paper.py takes
+#                       STRATEGY,MODEL, e.g. configs/paper.py:dapo,llama31_8b
+#   --checkpoint        Hugging Face checkpoint folder, gs:// or local: copied to every worker's
+#                       ~/ar3po_checkpoint, and the run gets --config.model.checkpoint=that folder
+#   --data              folder of data sets (the files configs/paper.py names, e.g.
+#                       dapo_math_17k.parquet, math500_test.jsonl), gs:// or local: copied to every
+#                       worker's ~/ar3po_data, which the run reads as its data root (AR3PO_DATA_ROOT)
 #   --workdir           run folder on each worker's local disk (default /tmp/ar3po_workdir); only
 #                       worker 0 (process 0) writes metrics there
 #   --results           gs:// folder that receives worker 0's workdir at the end (optional)
@@ -23,17 +31,24 @@
 #   --spot              a Spot slice (cheaper, preemptible)
 #   --keep              leave the slice running at the end
 #   --dry_run           print the commands (one per line, prefixed with '+') without running them
+#   -h, --help          print this text
 set -euo pipefail
 
 tpu_name="" accelerator_type="" zone="" project="" runtime_version=""
 config="configs/tiny.py:ar3po" workdir="/tmp/ar3po_workdir" results="" repo="" branch=""
+checkpoint="" data=""
 spot=0 keep=0 dry_run=0
 main_args=()
+
+usage() {  # the comment block at the top of this file
+  sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"
+}
 
 while (($#)); do
   arg=$1
   shift
   case $arg in
+    -h | --help) usage; exit 0 ;;
     --) main_args=("$@"); break ;;
     --dry_run) dry_run=1; continue ;;
     --spot) spot=1; continue ;;
@@ -55,9 +70,11 @@ while (($#)); do
     --config) config=$value ;;
     --workdir) workdir=$value ;;
     --results) results=$value ;;
+    --checkpoint) checkpoint=$value ;;
+    --data) data=$value ;;
     --repo) repo=$value ;;
     --branch) branch=$value ;;
-    *) echo "unknown flag: $name" >&2; exit 2 ;;
+    *) echo "unknown flag: $name (see --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -80,6 +97,12 @@ if [[ -n $results && $results != gs://* ]]; then
   echo "--results must be a gs:// folder, got $results" >&2
   exit 2
 fi
+for staged in "$checkpoint" "$data"; do
+  if [[ -n $staged && $staged != gs://* && ! -d $staged ]]; then
+    echo "--checkpoint and --data take a gs:// folder or a local folder; $staged is neither" >&2
+    exit 2
+  fi
+done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 jax_version=$(sed -n 's/^jax==\([^ ]*\).*/\1/p' "$root/requirements.txt")
@@ -134,7 +157,25 @@ fi
 # The TPU VM images ship Python 3.10; the pinned requirements need 3.11.
 on_workers all "sudo apt-get update -q && sudo apt-get install -y -q python3.11 python3.11-venv && python3.11 -m venv ~/venv && ~/venv/bin/pip install -q -r $code_dir/requirements.txt 'jax[tpu]==$jax_version'"
 
-main_command="~/venv/bin/python -m ar3po_jax.main --distributed --config=$(printf %q "$config") --workdir=$(printf %q "$workdir")"
+# Checkpoint and data on every worker's local disk: each process reads its own shards of the
+# checkpoint, and every process reads the data sets.
+stage() {  # stage SOURCE WORKER_FOLDER (relative to the workers' home)
+  if [[ $1 == gs://* ]]; then
+    on_workers all "rm -rf ~/$2 && mkdir -p ~/$2 && gcloud storage cp -r $(printf %q "${1%/}")/'*' ~/$2/"
+  else
+    on_workers all "rm -rf ~/$2"
+    run "${gcloud_tpu[@]}" scp --recurse "${1%/}" "$tpu_name:$2" "${where[@]}" --worker=all
+  fi
+}
+main_env=""
+[[ -z $checkpoint ]] || stage "$checkpoint" ar3po_checkpoint
+if [[ -n $data ]]; then
+  stage "$data" ar3po_data
+  main_env='AR3PO_DATA_ROOT=$HOME/ar3po_data '
+fi
+
+main_command="${main_env}~/venv/bin/python -m ar3po_jax.main --distributed --config=$(printf %q "$config") --workdir=$(printf %q "$workdir")"
+[[ -z $checkpoint ]] || main_command+=' --config.model.checkpoint=$HOME/ar3po_checkpoint'
 for a in "${main_args[@]+"${main_args[@]}"}"; do
   main_command+=" $(printf %q "$a")"
 done

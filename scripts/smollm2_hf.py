@@ -261,7 +261,7 @@ def check(out: str, log=print) -> float:
   import jax
   import jax.numpy as jnp
 
-  from ar3po_jax.hf_tokenizer import load_tokenizer
+  from ar3po_jax.tokenizers import load_tokenizer
   from ar3po_jax.models import hf
 
   policy = hf.load_checkpoint(out)

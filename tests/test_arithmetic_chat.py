@@ -9,8 +9,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ar3po_jax import config_validation
-from ar3po_jax.prompts import Template
+from ar3po_jax import config_validation, tasks
+from ar3po_jax.datasets.prompts import Template
 from ar3po_jax.tasks import arithmetic, arithmetic_chat
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -56,7 +56,7 @@ def test_pool_is_disjoint_from_the_held_out_split_and_capped():
 def test_prompts_are_rendered_in_the_chat_template():
   pytest.importorskip("tokenizers")
   import tiny_hf
-  from ar3po_jax.hf_tokenizer import HFTokenizer
+  from ar3po_jax.tokenizers.hf import HFTokenizer
 
   template = Template("qwen_chat", "boxed", arithmetic_chat.SMOLLM_SYSTEM)
   tokenizer = template.bind(HFTokenizer.from_json(tiny_hf.tokenizer_json(), eos="<|endoftext|>"))
@@ -82,7 +82,7 @@ def test_problems_name_the_bad_fields(tmp_path):
   assert "has no config.json" in found and "task.level_weights" in found and "must be 'boxed'" in found
 
 
-def test_prepare_reads_the_architecture_from_the_checkpoint(tmp_path):
+def test_registered_build_reads_the_architecture_from_the_checkpoint(tmp_path):
   pytest.importorskip("tokenizers")
   import tiny_hf
 
@@ -90,13 +90,15 @@ def test_prepare_reads_the_architecture_from_the_checkpoint(tmp_path):
   c = _hf_config("ar3po,arithmetic_chat")
   c.model.hf_path = str(tmp_path / "ckpt")  # the only field a user sets
   c.task.num_train, c.task.num_eval, c.task.rl_prompts = 200, 16, 30
+  config_validation.resolve(c)
   assert config_validation.problems(c) == []
-  prepared = arithmetic_chat.prepare(c, str(tmp_path / "work"), log=lambda m: None)
+  assert tasks.lookup("arithmetic_chat") is arithmetic_chat.ArithmeticChat
+  prepared = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)
   assert prepared.model.config == policy.config
   assert len(prepared.train_prompts) == 30 and list(prepared.eval_sets) == ["arithmetic"] and len(prepared.eval_prompts) == 16
   assert prepared.tokenizer.eos_id == prepared.tokenizer.token_id("<|im_end|>")
   assert prepared.train_prompts[0].token_ids[0] == prepared.tokenizer.token_id("<|im_start|>")
-  assert prepared.task["level_weights"] == list(arithmetic_chat.SMOLLM2_LEVEL_WEIGHTS)
+  assert prepared.report["task"]["level_weights"] == list(arithmetic_chat.SMOLLM2_LEVEL_WEIGHTS)
 
 
 @pytest.mark.slow

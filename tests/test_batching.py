@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ar3po_jax import batching
-from ar3po_jax.rollout.types import Group, Prompt, Response
+from ar3po_jax.types import Group, Prompt, Response
 
 
 def _response(ids, reward, reused=False):

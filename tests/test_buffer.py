@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ar3po_jax.rollout.buffer import ReplayBuffer
-from ar3po_jax.rollout.types import Response
+from ar3po_jax.types import Response
 
 
 def correct(tag: str, length: int = 3) -> Response:

@@ -104,6 +104,33 @@ def test_malformed_rows_skipped_and_counted(tmp_path):
     datasets.load("aime24", _jsonl(tmp_path / "none.jsonl", [], BAD_LINES[1:3]), on_error="skip")
 
 
+def _latin1_row(path):
+  """A jsonl file whose second row was saved as Latin-1 (b'\\xe9' is not UTF-8)."""
+  rows = [{"problem": "What is 1+1?", "answer": "2", "id": 1}, {"problem": "x", "answer": "3", "id": 3}]
+  lines = [json.dumps(r).encode() + b"\n" for r in rows]
+  path.write_bytes(lines[0] + '{"problem": "caf\xe9: 2+2?", "answer": "4", "id": 2}\n'.encode("latin-1") + lines[1])
+  return str(path)
+
+
+def test_a_line_that_is_not_utf8_names_file_and_row(tmp_path):
+  path = _latin1_row(tmp_path / "latin1.jsonl")
+  with pytest.raises(datasets.DataError, match=r"latin1\.jsonl: row 2: not UTF-8 \(invalid continuation byte"):
+    datasets.load("aime24", path)
+
+
+def test_a_line_that_is_not_utf8_is_skipped_and_counted(tmp_path):
+  problems, stats = datasets.load("aime24", _latin1_row(tmp_path / "latin1.jsonl"), on_error="skip")
+  assert [p.uid for p in problems] == ["aime24/1", "aime24/3"]
+  assert stats.rows == 3 and dict(stats.skipped) == {"not UTF-8": 1}
+
+
+def test_a_json_file_that_is_not_utf8_names_file_and_line(tmp_path):
+  path = tmp_path / "rows.json"
+  path.write_bytes(b'[{"problem": "a", "answer": "1", "id": 1},\n {"problem": "caf\xe9", "answer": "2", "id": 2}]')
+  with pytest.raises(datasets.DataError, match=r"rows\.json: line 2: not UTF-8"):
+    datasets.load("aime24", str(path))
+
+
 def test_tfds_builder_over_a_file_is_deterministic_and_cached(tmp_path):
   rows = [{"problem": f"P{i}", "answer": str(i), "id": i} for i in range(12)]
   path = _jsonl(tmp_path / "a.jsonl", rows)

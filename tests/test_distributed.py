@@ -79,7 +79,7 @@ def test_sampling_with_a_cache_sharding_matches_without(temperature):
   mesh = sharding.make_mesh()
   tokens = np.array([[0, 5, 6], [7, 8, 9]], np.int32)
   mask = tokens > 0
-  sp = SamplingParams(max_new_tokens=4, temperature=temperature, eos_id=1, pad_id=0)
+  sp = SamplingParams(max_new_tokens=4, temperature=temperature, stop_ids=1, pad_id=0)
   plain = sample(params, tokens, mask, jax.random.key(1), model=model, params_s=sp)
   pinned = sample(params, tokens, mask, jax.random.key(1), model=model, params_s=sp, cache_sharding=sharding.kv_cache_sharding(mesh, 1))
   np.testing.assert_array_equal(plain.tokens_BxTr, pinned.tokens_BxTr)

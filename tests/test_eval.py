@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from ar3po_jax.eval_metrics import format_table, pass_at_k, summarize
+from ar3po_jax.evaluation.metrics import format_table, pass_at_k, summarize
 
 pytest.importorskip("tokenizers")
 

@@ -10,8 +10,8 @@ import pathlib
 
 import pytest
 
-from ar3po_jax import config_validation, real
-from ar3po_jax.prompts import Template
+from ar3po_jax import config_validation, tasks
+from ar3po_jax.datasets.prompts import Template
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
@@ -20,7 +20,7 @@ STRATEGIES = ("grpo", "dapo", "ar3po", "aero")
 def _module():
   spec = importlib.util.spec_from_file_location("_cfg_hf", CONFIGS / "hf.py")
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  spec.loader.exec_module(module)  # as --config=configs/hf.py loads it
   return module
 
 
@@ -30,7 +30,7 @@ hf_cfg = _module()
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("task", hf_cfg.TASKS)
 def test_every_strategy_and_task_loads_without_architecture_fields(strategy, task):
-  c = hf_cfg.get_config(f"{strategy},{task}")
+  c = config_validation.resolve(hf_cfg.get_config(f"{strategy},{task}"))
   assert c.rollout.strategy == strategy
   assert not set(hf_cfg.ARCH_FIELDS) & set(c.model.keys())
   found = config_validation.problems(c)
@@ -44,15 +44,15 @@ def test_hf_path_is_the_checkpoint_field():
   assert c.model.checkpoint == "/some/folder"
 
 
-def test_data_paths_default_to_the_data_root(monkeypatch, tmp_path):
+def test_data_paths_are_relative_to_the_data_root(monkeypatch, tmp_path):
   monkeypatch.setenv("AR3PO_DATA_ROOT", str(tmp_path))
   c = hf_cfg.get_config("ar3po")
-  assert (c.task.name, c.task.path) == ("gsm8k", os.path.join(str(tmp_path), "gsm8k_train.jsonl"))
-  assert c.eval.benchmarks.gsm8k.path == os.path.join(str(tmp_path), "gsm8k_test.jsonl")
+  assert (c.task.name, c.task.path, c.task.data_root) == ("gsm8k", "gsm8k_train.jsonl", str(tmp_path))
+  assert c.eval.benchmarks.gsm8k.path == "gsm8k_test.jsonl"
   assert set(hf_cfg.get_config("grpo,dapo_math").eval.benchmarks) == {"math500", "aime24", "amc23"}
   assert (c.eval.samples, c.eval.temperature, c.eval.top_p) == (4, 0.6, 0.95)
   monkeypatch.delenv("AR3PO_DATA_ROOT")
-  assert hf_cfg.get_config("ar3po").task.path.endswith(os.path.join("shared", "data", "gsm8k_train.jsonl"))
+  assert hf_cfg.get_config("ar3po").task.data_root.endswith(os.path.join("shared", "data"))
   with pytest.raises(ValueError, match="unknown task"):
     hf_cfg.get_config("grpo,mnist")
 
@@ -66,10 +66,10 @@ def test_gsm8k_run_prepares_from_any_folder(tmp_path, monkeypatch):
   for name in ("gsm8k_train.jsonl", "gsm8k_test.jsonl"):
     (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
   monkeypatch.setenv("AR3PO_DATA_ROOT", str(tmp_path))
-  c = hf_cfg.get_config("grpo")
+  c = config_validation.resolve(hf_cfg.get_config("grpo"))
   c.model.hf_path = str(tmp_path / "ckpt")
   assert config_validation.problems(c) == []
-  prepared = real.prepare(c, str(tmp_path / "work"), log=lambda m: None)
+  prepared = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)
   assert prepared.model.config == policy.config  # the architecture came from config.json alone
   assert len(prepared.train_prompts) == 4 and list(prepared.eval_sets) == ["gsm8k"]
   assert prepared.train_prompts[1].answer == "2"

@@ -6,9 +6,9 @@ pytest.importorskip("tokenizers")
 
 import tiny_hf  # noqa: E402
 
-from ar3po_jax.hf_tokenizer import HFTokenizer, load_tokenizer  # noqa: E402
-from ar3po_jax.prompts import Template  # noqa: E402
-from ar3po_jax.tokenizer import SentencePieceTokenizer, train_sentencepiece  # noqa: E402
+from ar3po_jax.tokenizers import HFTokenizer, load_tokenizer  # noqa: E402
+from ar3po_jax.datasets.prompts import Template  # noqa: E402
+from ar3po_jax.tokenizers.spm import SentencePieceTokenizer, train_sentencepiece  # noqa: E402
 
 
 @pytest.fixture

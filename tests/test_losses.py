@@ -1,3 +1,5 @@
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -39,3 +41,24 @@ def test_token_mean_and_seq_mean_hand_computed():
   assert (float(s), float(n)) == (6.0, 2.0)  # (2 + 4) over 2 sequences
   with pytest.raises(ValueError, match="rl.loss_agg"):
     losses.aggregate(values, mask, "mean")
+
+
+def test_k3_kl_is_not_evaluated_at_masked_positions():
+  # Padding: a placeholder ref log-prob 0 against a pad token the policy finds very unlikely.
+  logp = np.array([[-0.5, -120.0]], np.float32)
+  ref = np.array([[-0.4, 0.0]], np.float32)
+  mask = np.array([[True, False]])
+  kl = np.asarray(losses.k3_kl(logp, ref, mask))
+  assert np.isfinite(kl).all() and kl[0, 1] == 0.0
+  assert kl[0, 0] == pytest.approx(np.exp(0.1) - 0.1 - 1.0, rel=1e-5)
+  # Unmasked, exp(120) overflows float32: inf * 0 in a masked sum is the NaN that skipped steps.
+  assert np.isnan(np.sum(np.asarray(losses.k3_kl(logp, ref)) * mask))
+  grad = jax.grad(lambda lp: jnp.sum(losses.k3_kl(lp, ref, mask) * mask))(jnp.asarray(logp))
+  assert np.isfinite(np.asarray(grad)).all()
+
+
+def test_truncated_is_weights_hand_computed():
+  trainer = np.log(np.array([[0.5, 0.9, 0.2]], np.float32))
+  sampler = np.log(np.array([[0.25, 0.9, 0.4]], np.float32))
+  w = np.asarray(losses.truncated_is_weights(trainer, sampler, 1.5))
+  np.testing.assert_allclose(w, [[1.5, 1.0, 0.5]], rtol=1e-6)  # 2.0 capped at 1.5; 1; 0.5

@@ -1,5 +1,5 @@
 """configs/paper.py: every strategy x model loads and validates, extends configs/tiny.py's layout,
-states the papers' settings; real.prepare builds a run's inputs from a checkpoint and data files."""
+states the papers' settings; math_data.prepare builds a run's inputs from a checkpoint and data files."""
 
 import importlib.util
 import pathlib
@@ -9,10 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ar3po_jax import config_validation, real
+from ar3po_jax import config_validation
+from ar3po_jax.tasks import math_data as real
 from ar3po_jax.models import hf
 from ar3po_jax.models.transformer import ModelConfig
-from ar3po_jax.prompts import Template
+from ar3po_jax.datasets.prompts import Template
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
@@ -39,7 +40,7 @@ def _paths(d, prefix=""):
 
 @pytest.mark.parametrize("strategy,model", COMBOS)
 def test_loads_validates_and_extends_tiny(strategy, model):
-  c = paper.get_config(f"{strategy},{model}")
+  c = config_validation.resolve(paper.get_config(f"{strategy},{model}"))
   assert config_validation.problems(c) == real.problems(c)  # the shared sections are valid; only files are missing here
   assert _paths(tiny.get_config(strategy)) <= _paths(c)
   assert c.rollout.strategy == strategy and c.task.name == "dapo_math"
@@ -47,10 +48,12 @@ def test_loads_validates_and_extends_tiny(strategy, model):
 
 
 def test_paper_settings():
-  dapo = paper.get_config("dapo,qwen25_32b")
+  resolved = lambda arg: config_validation.resolve(paper.get_config(arg))  # noqa: E731
+  dapo = resolved("dapo,qwen25_32b")
   assert (dapo.rl.eps_low, dapo.rl.eps_high, dapo.rl.beta, dapo.rollout.group_size) == (0.2, 0.28, 0.0, 16)
   assert (dapo.rollout.batch_prompts, dapo.rollout.max_new_tokens, dapo.rollout.dapo.overlong_buffer, dapo.rl.lr) == (512, 20480, 4096, 1e-6)
-  grpo = paper.get_config("grpo,qwen25_7b")
+  grpo = resolved("grpo,qwen25_7b")
+  assert not grpo.rollout.dapo.mask_truncated and dapo.rollout.dapo.mask_truncated
   assert grpo.rollout.group_size == 8 and grpo.rl.eps_high == 0.2
   ar3po = paper.get_config("ar3po,llama31_8b")
   assert (ar3po.rollout.ar3po.stages, ar3po.rollout.ar3po.k) == (2, 4)
@@ -59,6 +62,16 @@ def test_paper_settings():
   assert set(grpo.eval.benchmarks) == {"math500", "aime24", "amc23"}
   with pytest.raises(ValueError, match="unknown model"):
     paper.get_config("grpo,gpt2")
+
+
+def test_strategy_presets_follow_the_final_strategy():
+  # A grpo preset switched to dapo by a flag gets DAPO's G, clip-higher and truncation mask; a field
+  # set explicitly (as a flag would) keeps its value.
+  c = paper.get_config("grpo,qwen25_7b")
+  c.rollout.strategy = "dapo"
+  c.rl.eps_high = 0.3
+  config_validation.resolve(c)
+  assert (c.rollout.group_size, c.rl.eps_high, c.rollout.dapo.mask_truncated) == (16, 0.3, True)
 
 
 @pytest.mark.parametrize("model,params", [("qwen25_7b", 7_615_616_512), ("llama31_8b", 8_030_261_248), ("qwen25_32b", 32_763_876_352), ("qwen25_math_1p5b", 1_543_714_304)])
@@ -82,11 +95,13 @@ def test_prepare_from_a_checkpoint_and_files(tmp_path):
   for field in real.ARCH_FIELDS:
     c.model[field] = getattr(policy.config, field)
   c.model.dtype = c.model.param_dtype = "float32"
-  c.task.path = str(tmp_path / "train.parquet")
+  c.task.data_root = str(tmp_path)  # relative data paths are read from here
+  c.task.path = "train.parquet"
   c.task.max_prompt_tokens = 600
   for name in ("math500", "amc23"):
     del c.eval.benchmarks[name]
-  c.eval.benchmarks.aime24.path = str(tmp_path / "bench.jsonl")
+  c.eval.benchmarks.aime24.path = "bench.jsonl"
+  config_validation.resolve(c)
   c.mesh.data, c.mesh.fsdp, c.mesh.tensor = -1, 1, 1
   assert real.problems(c) == []
 
@@ -98,6 +113,17 @@ def test_prepare_from_a_checkpoint_and_files(tmp_path):
   assert prepared.train_prompts[0].token_ids.tolist() == expected
   assert [p.uid for p in prepared.eval_prompts] == ["aime24/1"]
   np.testing.assert_array_equal(np.asarray(prepared.params["embed"]["embedding"]), np.asarray(policy.params["embed"]["embedding"]))
+
+  from ar3po_jax import tasks
+  from ar3po_jax.rewards import MathVerifier
+
+  setup = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)  # by task.name "dapo_math"
+  try:
+    assert isinstance(setup.verifier, MathVerifier) and setup.export is not None
+    assert list(setup.eval_sets) == ["aime24"] and [p.uid for p in setup.eval_prompts] == ["aime24/1"]
+    assert [p.uid for p in setup.train_prompts] == [f"dapo_math/{i}" for i in range(5)]
+  finally:
+    setup.close()
 
   c.model.d_model = 64
   with pytest.raises(hf.CheckpointError, match="model.d_model"):

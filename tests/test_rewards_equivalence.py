@@ -62,6 +62,83 @@ def test_classic_traps_are_false(verifier, gold, pred):
   assert verifier([rf"\boxed{{{pred}}}"], [gold])[0] == 0.0
 
 
+def _delta(verifier, texts, golds):
+  before = verifier.metrics()
+  rewards = verifier(texts, golds).tolist()
+  after = verifier.metrics()
+  return rewards, {k.split("/")[1]: after[k] - before[k] for k in after if k != "verify/accuracy"}
+
+
+def test_exact_numbers_are_exact_at_any_magnitude(verifier):
+  # A relative tolerance made all of these equal; exact values must be equal, however large.
+  pairs = [
+      ("2^{200}", "2^{200}+1", 0.0),
+      (r"10^{10^{10}}", r"10^{10^{10}}+1", 0.0),
+      (r"\frac{1}{10^{50}}", r"\frac{1}{10^{50}+1}", 0.0),
+      (r"10^{10^{10}}", r"100^{5\cdot 10^{9}}", 1.0),  # equal spellings of a number too large to expand
+      ("2^{200}", r"2^{200}+\sqrt{2}", 0.0),
+      (r"2^{200}", r"1.60693804425899\times 10^{60}", 1.0),  # a decimal keeps its tolerance
+  ]
+  rewards, delta = _delta(verifier, [rf"\boxed{{{p}}}" for _, p, _ in pairs], [g for g, _, _ in pairs])
+  assert rewards == [expected for *_, expected in pairs]
+  assert delta["undecided"] == delta["timeouts"] == delta["errors"] == 0  # decided, not given up on
+
+
+def test_towers_that_cannot_be_settled_are_counted_undecided(verifier):
+  # Also where a float evaluation would need the tower's exponent: inside a function, against a
+  # decimal, at the sample points of an expression. None of them may run into the time limit.
+  pairs = [
+      (r"9^{9^{9^{9}}}", r"9^{9^{9^{9}}}+1"),
+      (r"9^{9^{9^{9}}}", "3"),
+      ("3", r"\sin(9^{9^{9^{9}}})"),
+      ("3.0", r"9^{9^{9^{9}}}"),
+      ("x", r"x^{9^{9^{9}}}"),
+  ]
+  rewards, delta = _delta(verifier, [rf"\boxed{{{p}}}" for _, p in pairs], [g for g, _ in pairs])
+  assert rewards == [0.0] * len(pairs)
+  assert delta["undecided"] == len(pairs) and delta["timeouts"] == delta["errors"] == 0
+
+
+@pytest.fixture(scope="module")
+def lenient():
+  with MathVerifier(timeout_s=2.0, num_workers=1, fallback="any") as v:
+    yield v
+
+
+_MINERVA = "Final Answer: The final answer is $(-6, 10)$. I hope it is correct."
+_EVERY_MODE = [
+    (_MINERVA, "(-6,10)", 1.0),
+    (_MINERVA, "(10,-6)", 0.0),
+    (r"The roots are $\boxed{2}$ and $\boxed{3}$.", "2, 3", 1.0),
+    (r"The roots are $\boxed{2}$ and $\boxed{3}$.", r"\{3, 2\}", 1.0),
+    (r"The roots are $\boxed{2}$ and $\boxed{3}$.", "3", 0.0),  # boxing two candidates earns nothing
+    (r"so $x = \boxed{2}$, $y = \boxed{-1}$", "(2, -1)", 1.0),
+    (r"so $x = \boxed{2}$, $y = \boxed{-1}$", "(-1, 2)", 0.0),
+    (r"\boxed{4} \boxed{4}", "4", 1.0),
+    (r"we find \boxed{4}, so the answer is \boxed{7}", "7", 1.0),
+    (r"That is $\boxed{11,\! 111,\! 111,\! 100}$.", "11111111100", 1.0),
+    (r"That is $\boxed{11111111100}$.", r"11,\! 111,\! 111,\! 100", 1.0),
+    (r"So \boxed{\left[\begin{array}{cc}1&2\\3&4\end{array}\right]}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", 1.0),
+    (r"So \boxed{\left[\begin{array}{cc}1&2\\3&5\end{array}\right]}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", 0.0),
+]
+
+
+@pytest.mark.parametrize("mode", ["strict", "lenient"])
+def test_answer_forms_are_read_in_every_mode(verifier, lenient, mode):
+  v = verifier if mode == "strict" else lenient
+  rewards = v([text for text, _, _ in _EVERY_MODE], [gold for _, gold, _ in _EVERY_MODE]).tolist()
+  wrong = [(t, g, e) for (t, g, e), r in zip(_EVERY_MODE, rewards) if r != e]
+  assert not wrong
+
+
+def test_lenient_mode_reads_unmarked_answers_that_strict_mode_refuses(verifier, lenient):
+  texts = ["So the answer is 42.", r"Thus $x = \frac{1}{2}$.", r"Adding, \[2 + 3 = 5\]", "I got 41, not 42."]
+  golds = ["42", "0.5", "5", "41"]
+  assert verifier(texts, golds).tolist() == [0.0] * 4
+  # The last case is the trade-off: the lenient mode reads the last number, which the model rejected.
+  assert lenient(texts, golds).tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
 def test_percent_knob():
   either, fraction, number = (VerifyConfig(percent=m) for m in ("either", "fraction", "number"))
   assert fast_equivalent(r"10\%", "0.1", either) and fast_equivalent(r"10\%", "10", either)

@@ -7,7 +7,8 @@ import pytest
 
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import STRATEGIES, ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, SimulatedSampler, make_prompts
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import ScriptedSampler, SimulatedSampler, make_prompts
 from configs.tiny import STRATEGIES as CONFIG_STRATEGIES
 from configs.tiny import get_config
 
@@ -17,7 +18,7 @@ METRICS = (
     "rollout/prompts", "rollout/train_responses", "rollout/masked_responses", "rollout/reused",
     "rollout/frac_zero_adv_groups_before_reuse", "rollout/frac_zero_adv_groups",
     "rollout/frac_all_wrong_before_reuse", "rollout/frac_all_wrong", "rollout/reward_mean", "rollout/empty",
-    "buffer/size", "buffer/staleness", "dapo/gen_batches", "dapo/cap_hit", "aero/rejected", "aero/rescued",
+    "buffer/size", "buffer/staleness", "rollout/response_len_mean", "rollout/response_len_max",
     "time/sample_s", "time/verify_s",
 )
 
@@ -37,7 +38,7 @@ def simulated_scheduler(strategy_name, num_prompts=64, pass_rate=0.4, seed=0):
   prompts = make_prompts(num_prompts)
   sampler = SimulatedSampler({p.uid: pass_rate for p in prompts}, np.random.default_rng(seed), rollout.max_new_tokens)
   verifier = CountingVerifier()
-  scheduler = Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptStream(prompts))
   return scheduler, verifier
 
 
@@ -56,6 +57,12 @@ def test_every_metric_is_reported_and_json_able(name):
   scheduler, verifier = simulated_scheduler(name)
   result = scheduler.rollout(0, np.random.default_rng(0))
   assert set(METRICS) <= set(result.metrics)
+  # Only the running strategy's own metrics, each declared one every step (no zeros for the others').
+  own = {k for k in result.metrics if k.split("/")[0] in STRATEGIES}
+  assert own == set(STRATEGIES[name].metrics_doc)
+  from ar3po_jax import metrics as metrics_lib
+
+  assert all(metrics_lib.documentation(k, STRATEGIES[name].metrics_doc) for k in result.metrics), "undocumented metric"
   json.dumps(result.metrics)
   m = result.metrics
   assert len(verifier.calls) == m["rollout/stages"]  # one verifier call per stage
@@ -96,7 +103,7 @@ def test_one_sampler_call_per_stage_holds_every_prompt_of_the_stage():
   prompts = make_prompts(3)
   sampler = ScriptedSampler({"sim-0": "00000000", "sim-1": "00000001", "sim-2": "1000"})
   verifier = CountingVerifier()
-  Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptCycle(prompts)).rollout(0, np.random.default_rng(0))
+  Scheduler(make_strategy(rollout), sampler, verifier, ReplayBuffer(), PromptStream(prompts)).rollout(0, np.random.default_rng(0))
   assert sampler.calls == [(["sim-0", "sim-1", "sim-2"], [4, 4, 4]), (["sim-0", "sim-1"], [4, 4])]
   assert verifier.calls == [12, 8]
 
@@ -107,7 +114,7 @@ def test_reuse_across_steps_reports_staleness():
   prompts = make_prompts(1)
   # Step 0: correct in stage 1. Steps 1 and 2: all wrong through both stages.
   sampler = ScriptedSampler({"sim-0": "0100" + "00000000" + "00000000"})
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   first = scheduler.rollout(0, np.random.default_rng(0))
   assert first.metrics["rollout/reused"] == 0 and first.metrics["buffer/size"] == 1
   second = scheduler.rollout(1, np.random.default_rng(0))
@@ -128,6 +135,6 @@ def test_a_sampler_breaking_the_contract_is_caught():
   def short_sampler(prompts, counts, step):
     return [[] for _ in prompts]
 
-  scheduler = Scheduler(make_strategy(rollout), short_sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), short_sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   with pytest.raises(ValueError, match="sampler returned"):
     scheduler.rollout(0, np.random.default_rng(0))

@@ -10,7 +10,8 @@ import pytest
 
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
-from ar3po_jax.rollout.simulated import PromptCycle, SimulatedSampler, make_prompts, pass_rates
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import SimulatedSampler, make_prompts, pass_rates
 from ar3po_jax.simulate import simulate
 from configs.tiny import get_config
 
@@ -62,7 +63,7 @@ def test_aero_responses_and_rejections():
 def test_dapo_kept_fraction_and_generation_batches():
   row = simulate(get_config("dapo"), "dapo", "constant:0.3", N, 1, seed=0)
   kept = 1 - 0.3**8 - 0.7**8
-  within(row["dapo_frac_kept"], kept)
+  within(row["dapo_kept_prompts_per_drawn"], kept)
   assert row["dapo_gen_batches_per_step"] == 2  # ceil(1 / 0.94) batches of N fill N
   assert row["responses_per_prompt"] == 8 and row["responses_per_kept_prompt"] == 16
 
@@ -73,7 +74,7 @@ def test_dapo_expected_generation_batches_per_step():
   rollout.batch_prompts = rollout.dapo.gen_batch_prompts = 1
   prompts = make_prompts(100)
   sampler = SimulatedSampler({p.uid: 0.1 for p in prompts}, np.random.default_rng(0), rollout.max_new_tokens)
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   rng = np.random.default_rng(1)
   batches = []
   with pytest.warns(RuntimeWarning):  # a few steps hit the cap

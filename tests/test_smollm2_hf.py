@@ -50,7 +50,7 @@ def test_tensor_names():
 
 def test_tokenizer_json_splits_digits_and_keeps_control_tokens():
   pytest.importorskip("tokenizers")
-  from ar3po_jax.hf_tokenizer import HFTokenizer
+  from ar3po_jax.tokenizers.hf import HFTokenizer
 
   # Byte-level symbols: 'Ġ' is the space. Merges make "ab" and "Ġab"; digits never merge.
   tokens = ["<|endoftext|>", "<|im_end|>", "a", "b", "1", "2", "Ġ", "ab", "Ġab", "12"]

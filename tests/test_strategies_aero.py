@@ -6,7 +6,8 @@ import pytest
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, make_prompts
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import Aero, make_strategy
 from configs.tiny import get_config
 
@@ -29,7 +30,7 @@ def make(rollout, scripts, strategy=None):
   rollout.batch_prompts = len(scripts)
   sampler = ScriptedSampler({p.uid: s for p, s in zip(prompts, scripts)})
   strategy = strategy or make_strategy(rollout)
-  return Scheduler(strategy, sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts)), sampler
+  return Scheduler(strategy, sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts)), sampler
 
 
 def texts(group):

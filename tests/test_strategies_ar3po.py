@@ -6,9 +6,10 @@ import pytest
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, make_prompts
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy
-from ar3po_jax.rollout.types import Response
+from ar3po_jax.types import Response
 from configs.tiny import get_config
 
 # sim-0 leaves after stage 1; sim-1 finds its success in stage 2; sim-2 and sim-3 stay all wrong,
@@ -34,7 +35,7 @@ def run(rollout, scripts=SCRIPTS, buffer=None, seed=0):
     buffer = ReplayBuffer()
     buffer.add("sim-2", buffered("old \\boxed{2}", 3), 3)
   sampler = ScriptedSampler({p.uid: s for p, s in zip(prompts, scripts)})
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), buffer, PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), buffer, PromptStream(prompts))
   return scheduler.rollout(5, np.random.default_rng(seed)), sampler, buffer
 
 

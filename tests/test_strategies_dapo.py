@@ -6,7 +6,8 @@ import pytest
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, make_prompts
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import make_strategy, overlong_penalty
 from configs.tiny import get_config
 
@@ -22,7 +23,7 @@ def dapo_config(batch_prompts=2, gen_batch_prompts=3, group_size=2, max_gen_batc
 def run(rollout, scripts, lengths=None):
   prompts = make_prompts(len(scripts))
   sampler = ScriptedSampler({p.uid: s for p, s in zip(prompts, scripts)}, rollout.max_new_tokens, lengths)
-  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts))
+  scheduler = Scheduler(make_strategy(rollout), sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts))
   return scheduler.rollout(3, np.random.default_rng(0)), sampler
 
 

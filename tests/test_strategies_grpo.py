@@ -5,7 +5,8 @@ import numpy as np
 from ar3po_jax.rewards.exact import ExactVerifier
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.scheduler import Scheduler
-from ar3po_jax.rollout.simulated import PromptCycle, ScriptedSampler, make_prompts
+from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.rollout.simulated import ScriptedSampler, make_prompts
 from ar3po_jax.rollout.strategies import Grpo, make_strategy
 from configs.tiny import get_config
 
@@ -17,7 +18,7 @@ def test_one_stage_of_g_responses_per_prompt():
   sampler = ScriptedSampler({"sim-0": "1111", "sim-1": "0000", "sim-2": "0110"})
   strategy = make_strategy(rollout)
   assert isinstance(strategy, Grpo)
-  result = Scheduler(strategy, sampler, ExactVerifier(), ReplayBuffer(), PromptCycle(prompts)).rollout(0, np.random.default_rng(0))
+  result = Scheduler(strategy, sampler, ExactVerifier(), ReplayBuffer(), PromptStream(prompts)).rollout(0, np.random.default_rng(0))
 
   assert sampler.calls == [(["sim-0", "sim-1", "sim-2"], [4, 4, 4])]
   assert [g.prompt.uid for g in result.groups] == ["sim-0", "sim-1", "sim-2"]

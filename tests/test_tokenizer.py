@@ -3,7 +3,7 @@ import os
 import pytest
 
 from ar3po_jax.tasks.arithmetic import ArithmeticTask
-from ar3po_jax.tokenizer import SentencePieceTokenizer, load_or_train, train_sentencepiece
+from ar3po_jax.tokenizers.spm import SentencePieceTokenizer, load_or_train, train_sentencepiece
 
 
 @pytest.fixture(scope="module")

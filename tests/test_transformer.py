@@ -83,3 +83,19 @@ def test_bfloat16_activations_run_and_stay_close():
   b, _ = model_bf16.apply({"params": params}, tokens, positions_from_mask(mask), mask)
   assert b.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(b)[mask], np.asarray(a)[mask], atol=0.1)
+
+
+def test_head_is_float32_with_bfloat16_activations():
+  """bfloat16 logits would all be bfloat16 numbers; the float32 head gives finer ones, and the
+  log-probs of a bfloat16 model then stay close to the float32 model's."""
+  for tie in (True, False):
+    model32, params = tiny_model(tie_embeddings=tie)
+    model16, _ = tiny_model(tie_embeddings=tie, dtype="bfloat16")
+    tokens, mask = left_padded_prompts([5, 3], 6, seed=2)
+    logits16, _ = model16.apply({"params": params}, tokens, positions_from_mask(mask), mask)
+    logits32, _ = model32.apply({"params": params}, tokens, positions_from_mask(mask), mask)
+    logits16 = np.asarray(logits16)
+    assert logits16.dtype == np.float32
+    assert np.any(logits16 != logits16.astype(jnp.bfloat16).astype(np.float32))
+    logp16, logp32 = jax.nn.log_softmax(logits16, -1), jax.nn.log_softmax(np.asarray(logits32), -1)
+    np.testing.assert_allclose(logp16, logp32, atol=0.05)

@@ -1,18 +1,20 @@
-import dataclasses
+import json
+import pathlib
 
 import jax
 import numpy as np
 import pytest
 
+from ar3po_jax.models.transformer import positions_from_mask
 from ar3po_jax.sampling import score
-from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_update_fn
+from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_schedule, make_update_fn
 from tests.helpers import tiny_model
 
 MODEL, PARAMS = tiny_model(seed=11)
 TP, TR = 4, 6
 
 
-def make_batch(rows=12, real=10, seed=0):
+def make_batch(rows=12, real=10, seed=0, noise=0.3, params=None):
   rng = np.random.default_rng(seed)
   tokens = rng.integers(4, 32, (rows, TP + TR)).astype(np.int32)
   mask = np.ones((rows, TP + TR), bool)
@@ -23,8 +25,8 @@ def make_batch(rows=12, real=10, seed=0):
     mask[i, TP + resp_len[i] :] = False
   tokens[~mask] = 0
   groups = np.array([0, 0, 0, 1, 1, 1, 1, 2, 3, 3] + list(range(4, 4 + rows - real)), np.int32)
-  old = np.asarray(score(PARAMS, tokens, mask, model=MODEL, prompt_slots=TP))
-  old = old + rng.normal(0, 0.3, old.shape).astype(np.float32) * mask[:, TP:]  # off-policy enough to clip
+  old = np.asarray(score(PARAMS if params is None else params, tokens, mask, model=MODEL, prompt_slots=TP))
+  old = old + rng.normal(0, noise, old.shape).astype(np.float32) * mask[:, TP:]  # off-policy enough to clip
   return {
       "tokens_BxT": tokens,
       "mask_BxT": mask,
@@ -39,23 +41,24 @@ def make_batch(rows=12, real=10, seed=0):
   }
 
 
-def run_update(batch, **settings):
+def run_update(batch, lr=1e-2, warmup_steps=0, params=None, **settings):
   s = UpdateSettings(**settings)
-  opt = make_optimizer(1e-2)
-  update = jit_update(make_update_fn(MODEL, opt, s))
-  state = init_train_state(jax.tree.map(np.array, PARAMS), opt)
+  opt = make_optimizer(lr, warmup_steps=warmup_steps)
+  update = jit_update(make_update_fn(MODEL, opt, s, make_schedule(lr, warmup_steps)))
+  state = init_train_state(jax.tree.map(np.array, PARAMS if params is None else params), opt)
   return update(state, {k: np.array(v) for k, v in batch.items()})
 
 
-def numpy_loss(batch, eps_low=0.2, eps_high=0.2):
+def numpy_loss(batch, eps_low=0.2, eps_high=0.2, weights=1.0):
+  """Hand-written loss and clip fraction; advantages with the sample std (ddof 1), as verl."""
   logp = np.asarray(score(PARAMS, batch["tokens_BxT"], batch["mask_BxT"], model=MODEL, prompt_slots=TP))
   adv = np.zeros(len(batch["rewards_B"]))
   for g in np.unique(batch["group_ids_B"][batch["row_valid_B"]]):
     rows = (batch["group_ids_B"] == g) & batch["row_valid_B"]
     r = batch["rewards_B"][rows]
-    adv[rows] = (r - r.mean()) / (r.std() + 1e-6)
+    adv[rows] = (r - r.mean()) / (r.std(ddof=1) + 1e-6) if len(r) > 1 else 0.0
   ratio = np.exp(logp - batch["old_logp_BxTr"])
-  obj = np.minimum(ratio * adv[:, None], np.clip(ratio, 1 - eps_low, 1 + eps_high) * adv[:, None])
+  obj = np.minimum(ratio * adv[:, None], np.clip(ratio, 1 - eps_low, 1 + eps_high) * adv[:, None]) * weights
   m = batch["mask_BxT"][:, TP:] & batch["train_row_B"][:, None] & batch["row_valid_B"][:, None]
   clipped = (np.clip(ratio, 1 - eps_low, 1 + eps_high) * adv[:, None]) < ratio * adv[:, None]
   return -(obj * m).sum() / m.sum(), (clipped * m).sum() / m.sum()
@@ -68,6 +71,103 @@ def test_loss_and_clip_frac_match_numpy_reference():
   assert float(metrics["train/loss"]) == pytest.approx(loss, rel=1e-4, abs=1e-6)
   assert float(metrics["train/clip_frac"]) == pytest.approx(clip_frac, rel=1e-4)
   assert 0 < clip_frac < 1
+  # The same metrics the dashboards show: entropy of pi_theta on trained tokens (float32), the
+  # |sampler - trainer| log-prob gap (here the sampler's numbers are pi_old), the learning rate.
+  tokens, mask = batch["tokens_BxT"], batch["mask_BxT"]
+  logits, _ = MODEL.apply({"params": PARAMS}, tokens, positions_from_mask(mask), mask)
+  logp_v = np.asarray(jax.nn.log_softmax(np.asarray(logits, np.float64)[:, TP - 1 : -1], -1))
+  entropy = -(np.exp(logp_v) * logp_v).sum(-1)
+  m = mask[:, TP:] & batch["row_valid_B"][:, None]
+  assert float(metrics["train/entropy"]) == pytest.approx(entropy[m].mean(), rel=1e-4)
+  logp = np.asarray(score(PARAMS, tokens, mask, model=MODEL, prompt_slots=TP))
+  gap = np.abs(batch["old_logp_BxTr"] - logp)[m]
+  assert float(metrics["train/logprob_mismatch_mean"]) == pytest.approx(gap.mean(), rel=1e-4)
+  assert float(metrics["train/logprob_mismatch_max"]) == pytest.approx(gap.max(), rel=1e-4)
+  assert float(metrics["train/lr"]) == pytest.approx(1e-2)
+  assert int(metrics["train/optimizer_steps"]) == 1
+
+
+GOLDEN = json.loads((pathlib.Path(__file__).parent / "data" / "update_golden_9004284.json").read_text())
+
+
+@pytest.mark.parametrize("case", ["default", "micro3", "beta"])
+def test_one_mini_batch_reproduces_the_single_step_update(case):
+  """Golden numbers of the update at 9004284 (one step per rollout, population std): with
+  mini_batches = epochs = 1 and adv_std_ddof = 0 the new update gives the same numbers (bit for bit
+  on the machine that wrote them; the tolerance only allows another CPU's last bits)."""
+  want = GOLDEN[case]
+  opt = make_optimizer(1e-2, 0.1, 1.0, 3)
+  update = jit_update(make_update_fn(MODEL, opt, UpdateSettings(**want["settings"], adv_std_ddof=0)))
+  state = init_train_state(jax.tree.map(np.array, PARAMS), opt)
+  for seed, want_metrics in zip((0, 1), want["metrics"]):
+    state, metrics = update(state, {k: np.array(v) for k, v in make_batch(seed=seed).items()})
+    for name, value in want_metrics.items():
+      assert float(metrics[name]) == pytest.approx(float.fromhex(value), rel=2e-6, abs=1e-12), (case, seed, name)
+  leaves = jax.tree.leaves(state.params)
+  for key, fn in (("param_sums", lambda x: x), ("param_abs_sums", np.abs)):
+    got = [float(np.sum(fn(np.asarray(x, np.float64)))) for x in leaves]
+    np.testing.assert_allclose(got, [float.fromhex(v) for v in want[key]], rtol=2e-6, atol=1e-9)
+
+
+def test_mini_batches_take_several_steps_and_the_clip_acts_on_later_ones():
+  batch = make_batch(noise=0.0)  # pi_old = pi_theta: the first step's ratio is 1
+  state, metrics = run_update(batch, lr=5e-2, warmup_steps=2, mini_batches=4)
+  assert int(state.step) == 4 and int(metrics["train/optimizer_steps"]) == 4
+  assert float(metrics["train/clip_frac_first"]) == 0.0
+  assert float(metrics["train/logprob_mismatch_max"]) < 1e-5  # sampler and trainer agree in float32
+  assert float(metrics["train/clip_frac_last"]) > 0.0  # three steps later pi_theta has left the trust region
+  assert float(metrics["train/ratio_max"]) > 1.2 or float(metrics["train/ratio_min"]) < 0.8
+  assert float(metrics["train/kl_old_last"]) > 0.0
+  assert float(metrics["train/lr"]) == pytest.approx(5e-2 / 2)  # the warm-up's first value
+  # Advantages come from the whole batch, so they do not depend on the split.
+  _, one = run_update(batch)
+  assert float(metrics["train/adv_abs_mean"]) == pytest.approx(float(one["train/adv_abs_mean"]), rel=1e-6)
+  assert float(metrics["train/tokens"]) == float(one["train/tokens"])
+  state, metrics = run_update(batch, lr=5e-2, mini_batches=2, epochs=2)
+  assert int(state.step) == 4 and float(metrics["train/clip_frac_last"]) > 0.0
+  with pytest.raises(ValueError, match="rl.mini_batches=5"):
+    run_update(batch, mini_batches=5)
+
+
+def test_truncated_importance_weights_hand_computed():
+  batch = make_batch()
+  # The sampler's numbers differ from the trainer's pi_old (here: the re-scored one), except in rows
+  # 0 and 1, which were reused and so take no correction.
+  logp = np.asarray(score(PARAMS, batch["tokens_BxT"], batch["mask_BxT"], model=MODEL, prompt_slots=TP))
+  batch["sampler_logp_BxTr"] = (logp + 0.2 * (np.arange(TR) % 3 - 1)) * batch["mask_BxT"][:, TP:]
+  batch["fresh_row_B"] = batch["row_valid_B"] & (np.arange(12) >= 2)
+  cap = 1.1
+  weights = np.minimum(np.exp(batch["old_logp_BxTr"] - batch["sampler_logp_BxTr"]), cap)
+  weights = np.where(batch["fresh_row_B"][:, None], weights, 1.0)
+  loss, _ = numpy_loss(batch, weights=weights)
+  _, metrics = run_update(batch, tis_cap=cap)
+  assert float(metrics["train/loss"]) == pytest.approx(loss, rel=1e-4, abs=1e-6)
+  assert float(metrics["train/loss"]) != pytest.approx(numpy_loss(batch)[0], rel=1e-3)
+  _, off = run_update(batch)
+  assert float(off["train/loss"]) == pytest.approx(numpy_loss(batch)[0], rel=1e-4, abs=1e-6)
+  assert "train/tis_weight_mean" in metrics and "train/tis_weight_mean" not in off
+
+
+def test_non_finite_new_parameters_are_not_applied():
+  """rl.lr = inf: loss and gradient are finite, the parameters Adam would produce are not."""
+  batch = make_batch()
+  state, metrics = run_update(batch, lr=float("inf"))
+  for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(PARAMS)):
+    np.testing.assert_array_equal(x, y)
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.opt_state))
+  assert int(state.skipped_steps) == 1 and int(state.step) == 0
+  assert int(metrics["train/skipped_steps"]) == 1 and np.isfinite(float(metrics["train/loss"]))
+
+
+def test_kl_at_padding_cannot_overflow_into_a_skipped_step():
+  """A confident policy gives the pad token log-prob ~ -1000 where the reference holds a placeholder;
+  exp(1000) was inf, inf * 0 = NaN, and the step was skipped."""
+  params = jax.tree.map(np.array, PARAMS)
+  params["final_norm"]["scale"] = params["final_norm"]["scale"] * 3e4
+  batch = make_batch(noise=0.0, params=params)
+  state, metrics = run_update(batch, beta=0.5, params=params)
+  assert int(state.skipped_steps) == 0 and np.isfinite(float(metrics["train/loss"]))
+  assert np.isfinite(float(metrics["train/kl"]))
 
 
 def test_micro_batching_changes_no_number():

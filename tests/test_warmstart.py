@@ -2,9 +2,9 @@ import jax
 import numpy as np
 import pytest
 
-from ar3po_jax import warmstart
+from ar3po_jax.tasks import warmstart
 from ar3po_jax.tasks.arithmetic import ArithmeticTask
-from ar3po_jax.tokenizer import train_sentencepiece
+from ar3po_jax.tokenizers.spm import train_sentencepiece
 from tests.helpers import tiny_model
 
 

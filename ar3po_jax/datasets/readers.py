@@ -39,17 +39,29 @@ def read_rows(path: str) -> Iterator[tuple[int, Any]]:
         number += 1
         yield number, row
   elif fmt == "json":
-    with open(path, encoding="utf-8") as f:
-      try:
-        rows = json.load(f)
-      except ValueError as e:
-        raise DataError(f"{path}: not valid JSON: {e}") from e
+    with open(path, "rb") as f:
+      raw = f.read()
+    try:
+      text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # one document: no row to skip, so name the line and stop
+      line = raw.count(b"\n", 0, e.start) + 1
+      raise DataError(f"{path}: line {line}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    try:
+      rows = json.loads(text)
+    except ValueError as e:
+      raise DataError(f"{path}: not valid JSON: {e}") from e
     if not isinstance(rows, list):
       raise DataError(f"{path}: a .json data file must hold a list of rows")
     yield from enumerate(rows, 1)
   else:
-    with open(path, encoding="utf-8") as f:
-      for number, line in enumerate(f, 1):
+    # Bytes, decoded a line at a time: a line that is not UTF-8 is one bad row, not the end of the file.
+    with open(path, "rb") as f:
+      for number, raw in enumerate(f, 1):
+        try:
+          line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+          yield number, RowError(f"not UTF-8 ({e.reason} at byte {e.start} of the line)", "not UTF-8")
+          continue
         if not line.strip():
           continue
         try:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ar3po_jax import sharding as sharding_lib
-from ar3po_jax.params_io import unflatten as _unflatten
+from ar3po_jax.models.params_io import unflatten as _unflatten
 from ar3po_jax.models import safetensors_io
 from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
 

@@ -222,11 +222,21 @@ class Transformer(nn.Module):
       new_cache.append(layer_cache)
     if last_only:
       x_BxTxD = x_BxTxD[:, -1:]
-    x_BxTxD = RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="final_norm")(x_BxTxD)
+    # The final norm and the head run in float32 whatever the activation dtype: bfloat16 logits carry 8 bits of
+    # mantissa, i.e. log-prob errors of ~0.03 nat at logits of ~8, which the sampler's pi_old and the
+    # trainer's pi would not share (verl and TRL compute the head's log-softmax in float32 too).
+    x_BxTxD = RMSNorm(c.norm_eps, jnp.dtype(c.param_dtype), name="final_norm")(x_BxTxD.astype(jnp.float32))
     if c.tie_embeddings:
-      logits_BxTxV = embed.attend(x_BxTxD.astype(embed.embedding.dtype))
+      float32_model = jnp.dtype(c.dtype) == jnp.float32 and jnp.dtype(c.param_dtype) == jnp.float32
+      logits_BxTxV = embed.attend(x_BxTxD.astype(embed.embedding.dtype)) if float32_model else jnp.dot(
+          x_BxTxD.astype(jnp.float32), embed.embedding.astype(jnp.float32).T
+      )
     else:
-      logits_BxTxV = _dense(c.vocab_size, "lm_head", c)(x_BxTxD)
+      head = nn.Dense(
+          c.vocab_size, use_bias=False, name="lm_head", dtype=jnp.float32, param_dtype=jnp.dtype(c.param_dtype),
+          kernel_init=nn.initializers.normal(0.02),
+      )
+      logits_BxTxV = head(x_BxTxD.astype(jnp.float32))
     logits_BxTxV = logits_BxTxV.astype(jnp.float32)
     return (logits_BxTxV, None) if cache is None else (logits_BxTxV, new_cache)
 

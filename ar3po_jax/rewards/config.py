@@ -10,7 +10,8 @@ import dataclasses
 from typing import Literal
 
 PercentMode = Literal["either", "fraction", "number"]
-ExtractStep = Literal["boxed", "answer_line", "final_answer", "last_number"]
+ExtractStep = Literal["boxed", "answer_line", "final_answer", "last_number", "any"]
+_STEPS = ("boxed", "answer_line", "final_answer", "last_number", "any")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,8 +19,12 @@ class VerifyConfig:
   """How answers are extracted and compared.
 
   order: extraction strategies tried in turn on a response (see `extract.extract_answer`).
-  fallback: a last strategy when all of `order` find nothing; "last_number" is off by default because
-    a stray number late in a truncated response would otherwise earn reward.
+  fallback: a last strategy when all of `order` find nothing. Off by default, because lenient
+    extraction rewards answers the model never committed to (a stray number late in a truncated
+    response). "last_number": the last number; "any": the last `$...$`, `$$...$$`, `\\(...\\)`,
+    `\\[...\\]` expression or number of the response, whichever comes later. "any" is what established
+    graders do for models that ignore the format instruction: use it to evaluate such models, not for
+    RL rewards (see `extract`). In configs: `verify.fallback` ("" for none).
   rel_tol: relative tolerance used only when either side is inexact (a decimal literal); two exact
     values (integers, fractions, radicals, pi) must be equal.
   percent: how `p\\%` compares: "fraction" means p/100, "number" means p, "either" accepts both
@@ -46,3 +51,10 @@ class VerifyConfig:
     if not 0 <= self.rel_tol < 1:
       raise ValueError(f"rel_tol must be in [0, 1), got {self.rel_tol}")
     object.__setattr__(self, "order", tuple(self.order))
+    for step in self.order:
+      if step not in _STEPS:
+        raise ValueError(f"VerifyConfig.order: unknown extraction step {step!r}; known: {', '.join(_STEPS)}")
+    if self.fallback == "":  # the configs' spelling of "none"
+      object.__setattr__(self, "fallback", None)
+    if self.fallback is not None and self.fallback not in _STEPS:
+      raise ValueError(f"VerifyConfig.fallback must be None or one of {', '.join(_STEPS)}; got {self.fallback!r}")

@@ -1,9 +1,14 @@
 """Whether two answers are mathematically the same: the sympy path, run only in worker processes.
 
-Exact values must be exactly equal (so `1/2^99` differs from `1/2^98` however close the floats);
-a decimal literal on either side allows `config.rel_tol`. Symbolic expressions are equal when their
-difference simplifies to zero, or agrees with zero at several fixed points (a probabilistic identity
-test that catches what `simplify` leaves unsimplified). Nothing here bounds time: the pool does.
+Exact values must be exactly equal (so `1/2^99` differs from `1/2^98` however close the floats, and
+`2^{200}+1` differs from `2^{200}`); a decimal literal on either side allows `config.rel_tol`.
+Rational-valued answers are evaluated exactly at any magnitude (`rational.py`, which keeps powers too
+large to expand as symbolic factors); other exact numbers are compared to below their units digit.
+Exact comparisons that cannot be settled within a fixed budget (towers like `9^{9^{9^9}}` that agree
+with the other side as far as can be computed) raise `rational.Undecided`: counted, scored 0.
+Symbolic expressions are equal when their difference simplifies to zero, or agrees with zero at several
+fixed points (a probabilistic identity test that catches what `simplify` leaves unsimplified).
+Nothing here bounds time: the pool does.
 """
 
 from __future__ import annotations
@@ -14,16 +19,21 @@ from fractions import Fraction
 import sympy
 from sympy import Float, MatrixBase, Rational, Set
 
+from ar3po_jax.rewards import rational
 from ar3po_jax.rewards.config import VerifyConfig
 from ar3po_jax.rewards.fast import close, fast_equivalent, fast_number, numbers_equal, unassign
 from ar3po_jax.rewards.normalize import is_plain_words, normalize
 from ar3po_jax.rewards.parse import Node, structure, to_sympy
+from ar3po_jax.rewards.rational import Undecided
 
 # Fixed, irrational-looking points of both signs: positives only would equate |x| with x.
 _POINTS = (0.7319, -1.2913, 2.1747, -0.4123, 1.5539, -2.3761, 0.2887)
 _MIN_VALID_POINTS = 3
 _EXACT_NUMERIC_DIGITS = 50
 _EXACT_REL_TOL = 1e-40
+# Irrational exact values are resolved to their units digit up to this size; larger ones that agree to
+# 40 digits are undecided.
+_MAX_EXACT_DIGITS = 1000
 _SYMBOLIC_REL_TOL = 1e-10
 _COLLECTIONS = ("set", "list", "union")
 _INTERVAL_BRACKETS = ("()", "[]", "(]", "[)")
@@ -150,6 +160,8 @@ def _sympy_equal(a, b, config: VerifyConfig) -> bool:
     return a_set is not None and a_set == _sets_of(b)
   if not (isinstance(a, sympy.Expr) and isinstance(b, sympy.Expr)):
     return False
+  rational.refuse_towers(a)
+  rational.refuse_towers(b)
   inexact = a.has(Float) or b.has(Float)
   if not (a.free_symbols or b.free_symbols):
     return _numbers_equal(a, b, inexact, config)
@@ -159,13 +171,42 @@ def _sympy_equal(a, b, config: VerifyConfig) -> bool:
 def _numbers_equal(a, b, inexact: bool, config: VerifyConfig) -> bool:
   if a.is_Rational and b.is_Rational:
     return close(Fraction(int(a.p), int(a.q)), Fraction(int(b.p), int(b.q)), inexact, config.rel_tol)
+  undecided = None
+  if not inexact:
+    try:
+      decided = rational.exact_equal(a, b)
+    except Undecided as e:
+      if not e.numeric_ok:
+        raise
+      decided, undecided = None, e
+    if decided is not None:
+      return decided
   # Compare in sympy Floats, not Python floats: 1/2004! and 1/2006! both underflow to 0.0.
   va, vb = a.evalf(_EXACT_NUMERIC_DIGITS), b.evalf(_EXACT_NUMERIC_DIGITS)
   if not (va.is_number and vb.is_number and va.is_finite and vb.is_finite):
     return False  # infinities equal only structurally, and a == b was already tried
   if inexact:
     return _sympy_close(va, vb, config.rel_tol)
-  return _sympy_close((a - b).evalf(_EXACT_NUMERIC_DIGITS), 0, _EXACT_REL_TOL, scale=max(abs(va), abs(vb)))
+  if not _sympy_close(va, vb, _EXACT_REL_TOL):
+    return False  # they differ within the first 40 digits, far above evalf's error
+  if undecided is not None:
+    raise undecided
+  return _irrationals_equal(a, b, max(abs(va), abs(vb)))
+
+
+def _irrationals_equal(a, b, scale) -> bool:
+  """Exact values that agree to 40 digits: equal when a - b vanishes at a precision that reaches
+  below the units digit, so `2^{200}+\\sqrt{2}` differs from `2^{200}` although their ratio is 1 + 1e-60.
+  """
+  if scale == 0:
+    return bool((a - b).evalf(_EXACT_NUMERIC_DIGITS) == 0)
+  sign, mantissa, exponent, bits = sympy.Float(scale)._mpf_
+  digits = max(0, int((exponent + bits) * 0.30103) + 1)
+  if digits > _MAX_EXACT_DIGITS:
+    raise Undecided(f"exact values of {digits} digits that agree to 40")
+  n = _EXACT_NUMERIC_DIGITS + digits
+  d = (a - b).evalf(n, maxn=n + 30)
+  return bool(abs(d) <= sympy.Float(_EXACT_REL_TOL, n) * min(scale, 1))
 
 
 def _sympy_close(x, y, rel_tol: float, scale=None) -> bool:

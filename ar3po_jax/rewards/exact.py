@@ -33,7 +33,7 @@ def boxed_integer_reward(text: str, answer: str) -> float:
 
 
 class ExactVerifier:
-  """The `rollout.types.Verifier` for integer answers, in-process."""
+  """The `ar3po_jax.types.Verifier` for integer answers, in-process."""
 
   def __call__(self, texts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     if len(texts) != len(answers):

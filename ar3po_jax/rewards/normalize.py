@@ -20,7 +20,11 @@ _UNWRAP_COMMANDS = ("\\mathrm", "\\mathbf", "\\mathit", "\\operatorname", "\\bol
 
 _SIZING = re.compile(r"\\(?:left|right|middle|[Bb]igg?[lr]?)(?:\\?\.(?![\d]))?(?![a-zA-Z])")
 # The lookbehind keeps the row break `\\\\ ` of a matrix from reading as the space command `\\ `.
-_SPACING = re.compile(r"(?<!\\)\\[!,;: ]|\\q?quad(?![a-zA-Z])|~")
+_SPACING = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad(?![a-zA-Z])|~")
+# `\!` is a negative thin space: it joins rather than separates, as in MATH's `11,\! 111,\! 100`,
+# where the space after it is layout too: a comma there is a thousands separator.
+_THIN_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d)")
+_NEGATIVE_SPACE = re.compile(r"(?<!\\)\\!")
 _STYLE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle)(?![a-zA-Z])")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|°")
 _PERCENT = re.compile(r"\\?%|\\percent(?![a-zA-Z])")
@@ -107,6 +111,8 @@ def normalize(answer: str) -> str:
   s = _FRAC_VARIANTS.sub("\\\\frac", s)
   s = _SIZING.sub("", s)
   s = _BRACED_COMMA.sub(",", s)
+  s = _THIN_THOUSANDS.sub(",", s)
+  s = _NEGATIVE_SPACE.sub("", s)
   s = _SPACING.sub(" ", s)
   s = _DEGREES.sub("", s)
   s = _DOLLAR_SIGN.sub("", s)

@@ -124,6 +124,9 @@ def structure(s: str, depth: int = 0) -> Node:
   if depth > MAX_DEPTH:
     raise ValueError("answer nested too deeply")
   m = _MATRIX.match(s)
+  if not m and s[:1] in "([":  # `\left[\begin{array}{cc}...\end{array}\right]`, its sizing already dropped
+    group = _outer_group(s)
+    m = _MATRIX.match(group[1].strip()) if group and group[0] in "([" else None
   if m:
     rows = [r for r in split_top(m.group("body"), ("\\\\",)) if r.strip() and r.strip() != "\\hline"]
     cells = tuple(tuple(structure(c, depth + 1) for c in split_top(r, ("&",))) for r in rows[:MAX_ITEMS])

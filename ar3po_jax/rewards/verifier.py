@@ -22,11 +22,21 @@ from ar3po_jax.rewards.pool import OK, TIMEOUT, WorkerPool
 _SYMPY_MODULE = "ar3po_jax.rewards.equivalence"
 
 
-def check_pair(gold: str, pred: str, config: VerifyConfig) -> bool:
-  """The pool's task. Importing sympy here, not at module level, keeps it out of the parent."""
-  from ar3po_jax.rewards.equivalence import equivalent
+UNDECIDED = "undecided"
 
-  return equivalent(gold, pred, config)
+
+def check_pair(gold: str, pred: str, config: VerifyConfig) -> bool | str:
+  """The pool's task: True/False, or UNDECIDED for exact values too large to settle (scored 0).
+
+  Importing sympy here, not at module level, keeps it out of the parent.
+  """
+  from ar3po_jax.rewards.equivalence import equivalent
+  from ar3po_jax.rewards.rational import Undecided
+
+  try:
+    return equivalent(gold, pred, config)
+  except Undecided:
+    return UNDECIDED
 
 
 def _as_text(x: Any) -> str:
@@ -38,11 +48,13 @@ def _as_text(x: Any) -> str:
 
 
 class MathVerifier:
-  """`rollout.types.Verifier` for math answers: 1.0 when the response's final answer equals the truth.
+  """`ar3po_jax.types.Verifier` for math answers: 1.0 when the response's final answer equals the truth.
 
   timeout_s: the hard wall-clock limit of one sympy-path check (the fast path needs none); a check
     that exceeds it, or crashes its worker, scores 0 and is counted in `verify/timeouts` or
-    `verify/errors`.
+    `verify/errors`; one whose exact values cannot be settled within a fixed budget (a tower such as
+    `9^{9^{9^9}}` against a number it agrees with as far as it can be computed) scores 0 and is counted
+    in `verify/undecided`.
   num_workers: worker processes for the sympy path (default: the CPU count, at most 8), started on
     the first answer that needs one.
   Other keyword arguments are `VerifyConfig` knobs (or pass `config=`).
@@ -72,7 +84,9 @@ class MathVerifier:
     self._start_method = start_method
     self._pool: WorkerPool | None = None
     self._lock = threading.Lock()
-    self._counts = dict.fromkeys(("total", "correct", "fast_path", "pool", "no_answer", "too_long", "fast_errors"), 0)
+    self._counts = dict.fromkeys((
+        "total", "correct", "fast_path", "pool", "no_answer", "too_long", "fast_errors", "undecided"
+    ), 0)
 
   def _get_pool(self) -> WorkerPool:
     if self._pool is None:
@@ -118,6 +132,7 @@ class MathVerifier:
         outcomes = self._get_pool().map([(gold, pred, config) for gold, pred in hard])
       for indices, (status, value) in zip(hard.values(), outcomes):
         rewards[indices] = float(status == OK and value is True)
+        counts["undecided"] += len(indices) * (status == OK and value == UNDECIDED)
     counts["total"] = len(texts)
     counts["correct"] = int(rewards.sum())
     with self._lock:
@@ -139,6 +154,7 @@ class MathVerifier:
         "verify/pool": float(c["pool"]),
         "verify/no_answer": float(c["no_answer"]),
         "verify/too_long": float(c["too_long"]),
+        "verify/undecided": float(c["undecided"]),
         "verify/timeouts": float(pool.timeouts if pool else 0),
         "verify/errors": float((pool.errors if pool else 0) + c["fast_errors"]),
         "verify/worker_restarts": float(pool.restarts if pool else 0),

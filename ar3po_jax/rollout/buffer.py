@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Response
+from ar3po_jax.types import Response
 
 PICK_MODES = ("newest", "random")
 

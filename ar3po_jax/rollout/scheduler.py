@@ -9,40 +9,8 @@ its own responses).
 All host-side randomness (AERO's rejection draws, random reuse picks) comes from the rng passed to
 `rollout`, so every host of a multi-host run makes the same choices given the same rewards.
 
-Metrics of `RolloutResult.metrics` (per step; "sampled" excludes reused responses; a ratio with a
-zero denominator is NaN):
-  rollout/responses                     responses sampled in the step
-  rollout/tokens                        tokens of the responses sampled
-  rollout/prompts_drawn                 prompts taken from the data stream (DAPO: all generation batches)
-  rollout/responses_per_prompt          rollout/responses / rollout/prompts_drawn
-  rollout/responses_per_kept_prompt     rollout/responses / rollout/prompts (differs from the above only for DAPO)
-  rollout/responses_per_prompt_hist     {"n": number of drawn prompts sampled n responses}, JSON-able dict
-  rollout/stages                        sampler calls made (DAPO: generation batches)
-  rollout/prompts                       groups (prompts) handed to the update
-  rollout/train_responses               responses in those groups, reused included
-  rollout/masked_responses              responses in those groups with train_mask False
-  rollout/reused                        reused responses added from the buffer
-  rollout/frac_zero_adv_groups_before_reuse  fraction of groups with zero advantage, reused rows left out
-  rollout/frac_zero_adv_groups          fraction of groups with all training rewards equal or one response, and no posterior_mean
-  rollout/frac_all_wrong_before_reuse   fraction of groups whose sampled responses are all wrong
-  rollout/frac_all_wrong                fraction of groups with no correct response, reused included
-  rollout/reward_mean                   mean verifier reward over all sampled responses
-  rollout/empty                         1 when no group was formed (the trainer skips the update)
-  buffer/size                           responses in the replay buffer after this step's additions
-  buffer/staleness                      mean (step - producing step) over this step's reused responses
-  dapo/gen_batches                      DAPO generation batches (0 for the others)
-  dapo/cap_hit                          1 when DAPO stopped at max_gen_batches short of batch_prompts
-  dapo/kept_prompts                     DAPO prompts with mixed correctness, before the cut to batch_prompts
-  dapo/frac_kept                        dapo/kept_prompts / rollout/prompts_drawn
-  dapo/masked_truncated                 DAPO truncated responses masked out of the loss
-  aero/rejected                         AERO responses pruned by selective rejection (0 for the others)
-  aero/rescued                          AERO prompts that entered rescue (0 for the others)
-  aero/rescue_successes                 AERO rescued prompts whose rescue found a success
-  aero/posterior_prompts                AERO prompt uids with a posterior
-  verify/*                              the verifier's counters for this step's calls, where it keeps any
-                                        (MathVerifier: errors, timeouts, worker_restarts, pool, ...)
-  time/sample_s                         seconds inside sampler calls
-  time/verify_s                         seconds inside verifier calls
+Metrics of `RolloutResult.metrics`: the names are documented in `ar3po_jax.metrics.DOCS` (rollout/*,
+buffer/*, verify/*, time/*) and, for the running strategy's own, in its `metrics_doc`.
 """
 
 from __future__ import annotations
@@ -56,11 +24,10 @@ import numpy as np
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.strategies import StepState, Strategy, is_correct
 from ar3po_jax.rollout.strategies.base import rewards_all_equal
-from ar3po_jax.rollout.types import Group, Prompt, RolloutResult, Sampler, Verifier
+from ar3po_jax.types import Group, Prompt, RolloutResult, Sampler, Verifier
 
 PromptSource = Callable[[int], Sequence[Prompt]]
 
-_ALWAYS_REPORTED = ("dapo/gen_batches", "dapo/cap_hit", "aero/rejected", "aero/rescued")
 # Cumulative verifier counters reported per step as differences (ratios like verify/accuracy are not).
 _VERIFY_COUNTS = ("verify/total", "verify/fast_path", "verify/pool", "verify/no_answer", "verify/too_long",
                   "verify/timeouts", "verify/errors", "verify/worker_restarts")
@@ -104,6 +71,19 @@ class Scheduler:
     self.buffer = buffer
     self.prompt_source = prompt_source
 
+  def state_dict(self) -> dict:
+    """The cross-step state of the rollout: prompt stream position, replay buffer, strategy."""
+    return {
+        "prompts": self.prompt_source.state_dict(),
+        "buffer": self.buffer.state_dict(),
+        "strategy": self.strategy.state_dict(),
+    }
+
+  def load_state_dict(self, state: dict) -> None:
+    self.prompt_source.load_state_dict(state["prompts"])
+    self.buffer.load_state_dict(state["buffer"])
+    self.strategy.load_state_dict(state["strategy"])
+
   def rollout(self, step: int, rng: np.random.Generator) -> RolloutResult:
     state = StepState(step=int(step))
     timing = {"time/sample_s": 0.0, "time/verify_s": 0.0}
@@ -134,7 +114,11 @@ class Scheduler:
     metrics.update(timing)
     verify_after = self._verify_counts()
     metrics.update({k: verify_after[k] - verify_before.get(k, 0.0) for k in verify_after})
-    metrics.update({name: 0.0 for name in _ALWAYS_REPORTED})
+    if set(strategy_metrics) != set(self.strategy.metrics_doc):
+      raise ValueError(
+          f"{self.strategy.name}: form_groups reported metrics {sorted(strategy_metrics)}, "
+          f"but its metrics_doc declares {sorted(self.strategy.metrics_doc)}"
+      )
     metrics.update(strategy_metrics)
     return RolloutResult(groups=groups, metrics=metrics)
 
@@ -172,11 +156,14 @@ class Scheduler:
     sampled = [s.num_sampled for s in state.slots]
     n_responses = sum(sampled)
     rewards = [r.reward for s in state.slots for r in s.responses]
+    lengths = [r.num_tokens for s in state.slots for r in s.responses]
     before = [without_reused(g) for g in groups]
     hist = collections.Counter(sampled)
     return {
         "rollout/responses": float(n_responses),
-        "rollout/tokens": float(sum(r.num_tokens for s in state.slots for r in s.responses)),
+        "rollout/tokens": float(sum(lengths)),
+        "rollout/response_len_mean": float(np.mean(lengths)) if lengths else float("nan"),
+        "rollout/response_len_max": float(max(lengths)) if lengths else float("nan"),
         "rollout/prompts_drawn": float(len(state.slots)),
         "rollout/responses_per_prompt": _ratio(n_responses, len(state.slots)),
         "rollout/responses_per_kept_prompt": _ratio(n_responses, len(groups)),

@@ -6,8 +6,8 @@ Lengths are independent of correctness; a drawn length above max_new_tokens is c
 response marked truncated. Token ids are zero views of one read-only array and log-probs are zeros
 (no per-response allocation: 10k prompts x 8 responses per stage stay cheap).
 
-`ScriptedSampler` instead replays predetermined outcomes per prompt (for tests of exact groups), and
-`PromptCycle` is a data stream over a fixed pool.
+`ScriptedSampler` instead replays predetermined outcomes per prompt (for tests of exact groups); the
+data stream over a fixed pool is the training loop's own `datasets.stream.PromptStream`.
 
 Pass-rate specs: "constant:P", "uniform" (U[0,1]), "beta:A,B", "file:PATH" (one rate per line, or
 a JSON list). Length specs: "constant:L", "uniform:LO,HI" (inclusive), "geometric:MEAN".
@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Prompt, Response
+from ar3po_jax.types import Prompt, Response
 
 LengthSampler = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -154,22 +154,4 @@ class ScriptedSampler:
             )
         )
       out.append(batch)
-    return out
-
-
-class PromptCycle:
-  """A data stream over a fixed pool: in order, or in a fresh rng permutation every pass."""
-
-  def __init__(self, prompts: Sequence[Prompt], rng: np.random.Generator | None = None):
-    self.prompts, self.rng, self.order = list(prompts), rng, []
-
-  def __call__(self, n: int) -> list[Prompt]:
-    out = []
-    while len(out) < n:
-      if not self.order:
-        size = len(self.prompts)
-        self.order = self.rng.permutation(size).tolist() if self.rng is not None else list(range(size))
-      take = min(n - len(out), len(self.order))
-      out.extend(self.prompts[i] for i in self.order[:take])
-      del self.order[:take]
     return out

@@ -3,7 +3,7 @@ rendered in the model's chat template with the boxed-answer instruction, on a Hu
 checkpoint (configs/hf.py:STRATEGY,arithmetic_chat).
 
   train, eval_ = arithmetic_chat.make_prompts(config.task, template, tokenizer)
-  prepared = arithmetic_chat.prepare(config, workdir, log)     # checkpoint, tokenizer, prompts
+  setup = arithmetic_chat.build(config, workdir, log, mesh)     # registered: tasks.build_setup(config, ...)
 
 Why this task: RL with a group baseline learns only from prompts the policy sometimes solves and
 sometimes not. SmolLM2-135M-Instruct answers 0 of 32 GSM8K test problems greedily (issue 12), so
@@ -33,9 +33,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ar3po_jax.prompts import FORMATS, INSTRUCTIONS, Template
-from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.datasets.prompts import FORMATS, INSTRUCTIONS, Template
+from ar3po_jax.types import Prompt
 from ar3po_jax.tasks import arithmetic
+from ar3po_jax.tasks.registry import Setup, register_task
 
 NAME = "arithmetic_chat"
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"  # its chat template's default
@@ -101,59 +102,60 @@ def problems(config) -> list[str]:
     out.append(f"tokenizer.instruction must be one of {sorted(INSTRUCTIONS)}, got {config.tokenizer.instruction!r}")
   if config.tokenizer.get("instruction", "none") != "boxed":
     out.append(f"tokenizer.instruction must be 'boxed' for {NAME} (the verifier reads \\boxed{{}}), got {config.tokenizer.instruction!r}")
+  from ar3po_jax.tasks.math_data import data_path
+
+  for name, spec in config.eval.get("benchmarks", {}).items():
+    if not os.path.isfile(data_path(config, spec.path)):
+      out.append(f"eval.benchmarks.{name}.path {data_path(config, spec.path)!r} does not exist")
   return out
 
 
-def prepare(config, workdir: str, log: Callable[[str], None] = print, mesh=None):
-  """The checkpoint, its bound tokenizer and the task's prompts, as `real.Prepared`; the held-out split
-  is the eval set "arithmetic", followed by any config.eval.benchmarks."""
-  from ar3po_jax import datasets, real, sharding
-  from ar3po_jax.hf_tokenizer import load_tokenizer
+def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -> Setup:
+  """The checkpoint, its bound tokenizer and the task's prompts as a `Setup`; the held-out split is the
+  eval set "arithmetic", followed by any config.eval.benchmarks (paths relative to task.data_root)."""
+  from ar3po_jax import datasets, sharding
+  from ar3po_jax.datasets.prompts import field_overrides
   from ar3po_jax.models import hf
+  from ar3po_jax.rewards.exact import ExactVerifier
+  from ar3po_jax.tasks import math_data
+  from ar3po_jax.tokenizers import load_tokenizer
 
   mesh = mesh or sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   m = config.model
   policy = hf.load_checkpoint(m.checkpoint, m.param_dtype, m.dtype, mesh)
-  real.check_architecture(m, policy.config)
+  math_data.check_architecture(m, policy.config)
   log(f"model: {m.checkpoint} ({policy.config.num_params:,} parameters, params {m.param_dtype}, compute {m.dtype})")
   template = Template.from_config(config.tokenizer)
   tokenizer = template.bind(load_tokenizer(config.tokenizer.path or m.checkpoint))
+  if tokenizer.vocab_size > policy.config.vocab_size:
+    raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {policy.config.vocab_size}")
   train_prompts, eval_prompts = make_prompts(config.task, template, tokenizer)
   log(f"task: {len(train_prompts):,} distinct training problems, {len(eval_prompts)} held out, level weights {tuple(config.task.level_weights)}")
   eval_sets = {"arithmetic": eval_prompts}
   for name, spec in config.eval.get("benchmarks", {}).items():
-    found, _ = datasets.load(spec.loader, spec.path, real._fields(spec), "raise", spec.get("limit", 0))
+    found, _ = datasets.load(spec.loader, math_data.data_path(config, spec.path), field_overrides(spec), "raise", spec.get("limit", 0))
     eval_sets[name] = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in found]
-  task = {"name": NAME, "level_weights": list(config.task.level_weights), "num_train": len(train_prompts)}
-  all_eval = [p for prompts in eval_sets.values() for p in prompts]
-  return real.Prepared(task, tokenizer, policy.model, policy.params, train_prompts, all_eval, {}, policy, eval_sets)
+
+  def export(params, path: str) -> None:
+    hf.save_checkpoint(hf.Policy.create(policy.model.config, params, policy.hf_config, policy.source), path)
+
+  return Setup(
+      tokenizer=tokenizer,
+      model=policy.model,
+      params=policy.params,
+      train_prompts=train_prompts,
+      eval_sets=eval_sets,
+      verifier=ExactVerifier(),
+      title=f"{NAME} ({os.path.basename(os.path.normpath(m.checkpoint))})",
+      export=export,
+      report={"task": {"name": NAME, "level_weights": list(config.task.level_weights), "num_train": len(train_prompts)}},
+  )
 
 
+@register_task(NAME)
 class ArithmeticChat:
-  """The task as the task registry (ar3po_jax/tasks/registry.py) takes it: `register_task(NAME)` on this
-  class. The verifier is the in-process exact check: every answer is an integer."""
+  """The task as the registry takes it. The verifier is the in-process exact check: every answer is an
+  integer."""
 
   config_problems = staticmethod(problems)
-
-  @staticmethod
-  def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None):
-    from ar3po_jax.models import hf
-    from ar3po_jax.rewards.exact import ExactVerifier
-    from ar3po_jax.tasks.registry import Setup
-
-    p = prepare(config, workdir, log, mesh)
-
-    def export(params, path: str) -> None:
-      hf.save_checkpoint(hf.Policy.create(p.model.config, params, p.policy.hf_config, p.policy.source), path)
-
-    return Setup(
-        tokenizer=p.tokenizer,
-        model=p.model,
-        params=p.params,
-        train_prompts=p.train_prompts,
-        eval_sets=p.eval_sets,
-        verifier=ExactVerifier(),
-        title=f"{NAME} ({os.path.basename(os.path.normpath(config.model.checkpoint))})",
-        export=export,
-        report={"task": p.task},
-    )
+  build = staticmethod(build)

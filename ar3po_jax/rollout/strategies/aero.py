@@ -2,7 +2,7 @@
 
 From the paper (as published in summaries): adaptive rollout, selective rejection that prunes
 rollouts from the update, and a Bayesian posterior that keeps degenerate groups from having zero
-advantage. Everything below is our reconstruction (ALGORITHMS.md), each number a knob:
+advantage. Everything below is our reconstruction (docs/ALGORITHMS.md), each number a knob:
 
 - Stage I: `n_explore` responses per prompt; u = c / n_explore.
 - Stage II rescue, for prompts with u <= `u_res`: `n_extra` more responses per stage until a rescue
@@ -35,12 +35,36 @@ from ar3po_jax.rollout.strategies.base import (
     require,
     rewards_all_equal,
 )
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 @register
 class Aero(Strategy):
   name = "aero"
+  metrics_doc = {
+      "aero/rejected": "responses pruned by selective rejection",
+      "aero/rescued": "prompts that entered rescue",
+      "aero/rescue_successes": "rescued prompts whose rescue found a success",
+      "aero/posterior_prompts": "prompt uids with a posterior",
+  }
+
+  @classmethod
+  def max_responses_per_prompt(cls, rollout_config) -> int:
+    return int(rollout_config.aero.budget)
+
+  @classmethod
+  def config_problems(cls, config) -> list[str]:
+    a = config.rollout.aero
+    out = []
+    if not 1 <= a.n_explore <= a.budget:
+      out.append(f"rollout.aero needs 1 <= n_explore <= budget, got n_explore={a.n_explore} budget={a.budget}")
+    if a.n_extra < 1:
+      out.append(f"rollout.aero.n_extra must be >= 1, got {a.n_extra}")
+    if not (a.alpha0 > 0 and a.beta0 > 0):
+      out.append(f"rollout.aero.alpha0 and beta0 must be > 0, got {a.alpha0}, {a.beta0}")
+    if a.reject_ratio < 0:
+      out.append(f"rollout.aero.reject_ratio must be >= 0, got {a.reject_ratio}")
+    return out
 
   def __init__(self, rollout_config):
     a = rollout_config.aero
@@ -59,6 +83,25 @@ class Aero(Strategy):
     require(self.alpha0 > 0 and self.beta0 > 0, f"aero: alpha0={self.alpha0}, beta0={self.beta0} must be > 0")
     self._successes: dict[str, int] = {}
     self._failures: dict[str, int] = {}
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    a = rollout_config.aero
+    n, q = a.n_explore, 1.0 - p
+    if not 0 <= a.u_res < 1 / n:
+      return {}  # rescue would then start from c > 0 prompts too; no short formula
+    expected, spent, reach = float(n), n, q**n
+    while spent < a.budget:
+      batch = min(a.n_extra, a.budget - spent)
+      expected += reach * batch
+      reach *= q**batch
+      spent += batch
+    rejected = 0.0
+    for c in range(1, n):
+      if a.u_res < c / n < 0.5:
+        keep = min(n - c, max(1, math.floor(a.reject_ratio * c + 0.5)))
+        rejected += math.comb(n, c) * p**c * q ** (n - c) * (n - c - keep)
+    return {"responses_per_prompt": expected, "aero_rejected_per_prompt": rejected, "frac_zero_adv_groups_before_reuse": 0.0}
 
   def prompts_to_draw(self, state: StepState) -> int:
     return self.batch_prompts if state.stages_run == 0 else 0

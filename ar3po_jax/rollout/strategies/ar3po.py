@@ -18,7 +18,7 @@ import numpy as np
 
 from ar3po_jax.rollout.buffer import PICK_MODES
 from ar3po_jax.rollout.strategies.base import StepState, Strategy, counts_for, register, require
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 REUSE_MODES = ("recompute", "stop_gradient")
 
@@ -26,6 +26,23 @@ REUSE_MODES = ("recompute", "stop_gradient")
 @register
 class Ar3po(Strategy):
   name = "ar3po"
+
+  @classmethod
+  def max_responses_per_prompt(cls, rollout_config) -> int:
+    a = rollout_config.ar3po
+    return int(a.stages) * int(a.k) + 1  # every stage's responses and one reused
+
+  @classmethod
+  def config_problems(cls, config) -> list[str]:
+    a = config.rollout.ar3po
+    out = []
+    if not (a.stages >= 1 and a.k >= 1):
+      out.append(f"rollout.ar3po needs stages >= 1 and k >= 1 (k*S >= 1), got stages={a.stages} k={a.k}")
+    if a.reuse_mode not in REUSE_MODES:
+      out.append(f"rollout.ar3po.reuse_mode must be one of {REUSE_MODES}, got {a.reuse_mode!r}")
+    if a.reuse_pick not in PICK_MODES:
+      out.append(f"rollout.ar3po.reuse_pick must be one of {PICK_MODES}, got {a.reuse_pick!r}")
+    return out
 
   def __init__(self, rollout_config):
     a = rollout_config.ar3po
@@ -39,6 +56,14 @@ class Ar3po(Strategy):
     require(self.stages >= 1 and self.k >= 1, f"ar3po: stages={self.stages} and k={self.k} must be >= 1")
     require(self.reuse_mode in REUSE_MODES, f"ar3po: reuse_mode {self.reuse_mode!r} not in {REUSE_MODES}")
     require(self.reuse_pick in PICK_MODES, f"ar3po: reuse_pick {self.reuse_pick!r} not in {PICK_MODES}")
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    s, k, q = rollout_config.ar3po.stages, rollout_config.ar3po.k, 1.0 - p
+    return {
+        "responses_per_prompt": k * sum(q ** (k * i) for i in range(s)),
+        "frac_zero_adv_groups_before_reuse": p**k + q ** (s * k),
+    }
 
   def prompts_to_draw(self, state: StepState) -> int:
     return self.batch_prompts if state.stages_run == 0 else 0

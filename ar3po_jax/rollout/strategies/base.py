@@ -8,7 +8,18 @@ strategy only answers three questions, stage by stage, from that record:
                                 (all zero ends the step's sampling);
   form_groups(state, buffer, rng)  the final groups and the strategy's own metrics.
 
+and states its own facts, so nothing outside its file needs to know them:
+
+  name                          its registry key (`rollout.strategy`);
+  metrics_doc                   its per-step metrics, name -> meaning; form_groups reports exactly
+                                these every step, and only the running strategy's are logged;
+  max_responses_per_prompt(r)   the most rows one prompt's group can hold (reused included), which
+                                sizes the update's row buckets;
+  config_problems(config)       what is wrong with the fields it reads, each message naming the field.
+
 Strategies never call the sampler themselves: that keeps one compiled sampler launch per stage.
+Adding a strategy = its own file (decorated with @register) + one import line in `__init__.py`
+(+ a config preset).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ar3po_jax.rollout.buffer import ReplayBuffer
-from ar3po_jax.rollout.types import Group, Prompt, Response
+from ar3po_jax.types import Group, Prompt, Response
 
 
 def is_correct(response: Response) -> bool:
@@ -64,6 +75,25 @@ class Strategy(abc.ABC):
   """Decides, stage by stage, who gets more responses, then forms the step's groups."""
 
   name: ClassVar[str]
+  metrics_doc: ClassVar[dict[str, str]] = {}
+
+  @classmethod
+  @abc.abstractmethod
+  def max_responses_per_prompt(cls, rollout_config) -> int:
+    """The most responses one prompt's group can hold in a step, reused ones included."""
+
+  @classmethod
+  def config_problems(cls, config) -> list[str]:
+    """Every impossible value among the fields this strategy reads, one message each naming the field."""
+    del config
+    return []
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    """Expected per-prompt values of a first step at a constant pass rate p, keyed like the simulator's
+    row (`rollout.simulation.simulate`), for the simulator to print beside its measurements; {}: none."""
+    del rollout_config, p
+    return {}
 
   @abc.abstractmethod
   def prompts_to_draw(self, state: StepState) -> int:

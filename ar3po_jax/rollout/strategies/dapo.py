@@ -29,7 +29,7 @@ from ar3po_jax.rollout.strategies.base import (
     register,
     require,
 )
-from ar3po_jax.rollout.types import Group
+from ar3po_jax.types import Group
 
 
 def overlong_penalty(length: int, max_len: int, cache_len: int, penalty: float) -> float:
@@ -45,6 +45,32 @@ def overlong_penalty(length: int, max_len: int, cache_len: int, penalty: float) 
 @register
 class Dapo(Strategy):
   name = "dapo"
+  metrics_doc = {
+      "dapo/gen_batches": "generation batches drawn in the step",
+      "dapo/cap_hit": "1 when the step stopped at max_gen_batches short of batch_prompts",
+      "dapo/kept_prompts": "prompts with mixed correctness, before the cut to batch_prompts",
+      "dapo/frac_kept": "dapo/kept_prompts / rollout/prompts_drawn",
+      "dapo/masked_truncated": "truncated responses masked out of the loss",
+  }
+
+  @classmethod
+  def max_responses_per_prompt(cls, rollout_config) -> int:
+    return int(rollout_config.group_size)
+
+  @classmethod
+  def config_problems(cls, config) -> list[str]:
+    r = config.rollout
+    d = r.dapo
+    out = []
+    if r.group_size < 2:
+      out.append(f"rollout.group_size must be >= 2 for dapo (a group of one is never mixed), got {r.group_size}")
+    if d.gen_batch_prompts < 1:
+      out.append(f"rollout.dapo.gen_batch_prompts must be >= 1, got {d.gen_batch_prompts}")
+    if d.max_gen_batches < 1:
+      out.append(f"rollout.dapo.max_gen_batches must be >= 1, got {d.max_gen_batches}")
+    if not 0 <= d.overlong_buffer < r.max_new_tokens:
+      out.append(f"rollout.dapo.overlong_buffer must be in [0, max_new_tokens={r.max_new_tokens}), got {d.overlong_buffer}")
+    return out
 
   def __init__(self, rollout_config):
     d = rollout_config.dapo
@@ -61,6 +87,12 @@ class Dapo(Strategy):
     require(self.gen_batch_prompts >= 1, f"dapo: gen_batch_prompts={self.gen_batch_prompts} must be >= 1")
     require(self.max_gen_batches >= 1, f"dapo: max_gen_batches={self.max_gen_batches} must be >= 1")
     require(0 <= self.cache_len <= self.max_len, f"dapo: overlong_buffer={self.cache_len} not in [0, max_new_tokens]")
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    g, q = rollout_config.group_size, 1.0 - p
+    # No zero-advantage formula: the overlong penalty can level a kept group's shaped rewards.
+    return {"responses_per_prompt": g, "dapo_kept_prompts_per_drawn": 1.0 - p**g - q**g}
 
   def prompts_to_draw(self, state: StepState) -> int:
     if state.stages_run >= self.max_gen_batches:

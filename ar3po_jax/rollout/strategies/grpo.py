@@ -22,6 +22,15 @@ class Grpo(Strategy):
     require(self.batch_prompts >= 1, f"grpo: batch_prompts={self.batch_prompts} must be >= 1")
     require(self.group_size >= 1, f"grpo: group_size={self.group_size} must be >= 1")
 
+  @classmethod
+  def max_responses_per_prompt(cls, rollout_config) -> int:
+    return int(rollout_config.group_size)
+
+  @classmethod
+  def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
+    g, q = rollout_config.group_size, 1.0 - p
+    return {"responses_per_prompt": g, "frac_zero_adv_groups_before_reuse": p**g + q**g}
+
   def prompts_to_draw(self, state: StepState) -> int:
     return self.batch_prompts if state.stages_run == 0 else 0
 

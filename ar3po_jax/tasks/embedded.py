@@ -1,5 +1,6 @@
-"""Everything the embedded run needs before RL, made locally and cached in the workdir:
-the arithmetic problems, a sentencepiece tokenizer trained on them, and the warm-started policy.
+"""The embedded task ("arithmetic"): everything the run needs before RL, made locally and cached in
+the workdir: the arithmetic problems, a sentencepiece tokenizer trained on them, and the
+warm-started policy. Its answers are integers, so the in-process exact check is the whole verifier.
 
 Cache files are keyed by the config fields they depend on; a changed field retrains that piece
 instead of silently reusing a stale one.
@@ -17,14 +18,18 @@ from typing import Callable
 import jax
 import numpy as np
 
-from ar3po_jax import data, evaluation, params_io, warmstart
+from ar3po_jax import distributed, evaluation
+from ar3po_jax.datasets.prompts import Template
+from ar3po_jax.models import params_io
 from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rewards.exact import ExactVerifier
-from ar3po_jax.rollout.types import Prompt
 from ar3po_jax.sampling import SamplingParams
+from ar3po_jax.tasks import warmstart
 from ar3po_jax.tasks.arithmetic import ArithmeticTask
-from ar3po_jax.tokenizer import SentencePieceTokenizer, load_or_train
+from ar3po_jax.tasks.registry import Setup, register_task
+from ar3po_jax.tokenizers.spm import SentencePieceTokenizer, load_or_train
+from ar3po_jax.types import Prompt
 
 
 @dataclasses.dataclass
@@ -46,7 +51,8 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   t = config.task
   task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights), t.get("teacher_slip", 0.0))
   cache_dir = config.get("cache_dir") or os.path.join(workdir, "cache")
-  task_fields = {k: v for k, v in t.to_dict().items() if k != "rl_prompts"}  # RL's pool: not the tokenizer's
+  # RL's pool is not the tokenizer's, and where real data lies does not concern this task: neither keys the cache.
+  task_fields = {k: v for k, v in t.to_dict().items() if k not in ("rl_prompts", "data_root")}
   tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(task_fields, config.tokenizer.vocab_size)}.model")
   tokenizer = load_or_train(tok_path, task.corpus, config.tokenizer.vocab_size)
   model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
@@ -55,8 +61,9 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   # RL draws from a fixed pool of distinct problems, small enough that prompts recur across epochs:
   # response reuse and AERO's posteriors only act on prompts seen before.
   pool = list({p.uid: p for p in task.train}.values())[: t.rl_prompts or None]
-  train_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in pool]
-  eval_prompts = [data.to_prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
+  template = Template()  # plain: BOS + the question
+  train_prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in pool]
+  eval_prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
 
   ws = config.warmstart
   cache_key = _key(task_fields, config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, os.path.basename(tok_path))
@@ -100,7 +107,7 @@ def _warm_start(config, task, tokenizer, model, eval_prompts, log):
       model,
       params,
       tokenizer,
-      SamplingParams(config.rollout.max_new_tokens, 1.0, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id),
+      SamplingParams(config.rollout.max_new_tokens, 1.0, stop_ids=tokenizer.stop_ids, pad_id=tokenizer.pad_id),
       jax.random.key(config.seed + 1),
   )
   start = time.time()
@@ -114,3 +121,49 @@ def _warm_start(config, task, tokenizer, model, eval_prompts, log):
   }
   log(f"warm start: final loss {loss:.3f} in {seconds:.0f} s")
   return params, report
+
+
+def config_problems(config) -> list[str]:
+  t, ws, out = config.task, config.warmstart, []
+  if not (ws.steps >= 0 and ws.batch_size >= 1):
+    out.append("warmstart.steps >= 0 and warmstart.batch_size >= 1 required")
+  if t.num_eval < config.eval.num_prompts:
+    out.append(f"task.num_eval ({t.num_eval}) must be >= eval.num_prompts ({config.eval.num_prompts})")
+  if t.num_train < 1:
+    out.append(f"task.num_train must be >= 1, got {t.num_train}")
+  if t.rl_prompts < 0:
+    out.append(f"task.rl_prompts must be >= 0 (0: every training problem), got {t.rl_prompts}")
+  if len(tuple(t.level_weights)) != 5:
+    out.append(f"task.level_weights must have 5 entries, got {tuple(t.level_weights)}")
+  slip = t.get("teacher_slip", 0.0)
+  if not 0.0 <= slip <= 1.0:
+    out.append(f"task.teacher_slip must lie in [0, 1], got {slip}")
+  return out
+
+
+@register_task("arithmetic")
+class Arithmetic:
+  """The embedded task as a `Setup`, identical on every process."""
+
+  config_problems = staticmethod(config_problems)
+
+  @staticmethod
+  def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -> Setup:
+    del mesh  # the parameters are small and made here; the loop places them
+    # Process 0 builds the cached tokenizer and warm start first, so that processes sharing a disk
+    # read them rather than race to write them; its parameters then win, whatever each host computed.
+    prepared = distributed.leader_first(lambda: prepare(config, workdir, log), "embedded.prepare")
+    prepared.params = distributed.broadcast(prepared.params)
+    distributed.check_same_on_all_hosts(
+        [p.token_ids for p in prepared.train_prompts + prepared.eval_prompts], "the tokenized prompts"
+    )
+    return Setup(
+        tokenizer=prepared.tokenizer,
+        model=prepared.model,
+        params=prepared.params,
+        train_prompts=prepared.train_prompts,
+        eval_sets={"heldout": prepared.eval_prompts},
+        verifier=ExactVerifier(),
+        title="the embedded arithmetic task",
+        report=prepared.warm_start_report,
+    )

@@ -1,9 +1,12 @@
-"""The data that flows between the rollout stages, and the two interfaces the scheduler drives.
+"""The data that rollout, sampler and update exchange, and the two interfaces the scheduler drives.
 
 prompts -> scheduler -> Sampler -> Verifier -> replay buffer -> groups -> update.
 
+It lives at the package root, owned by none of them: the sampler and the update import it without
+importing `rollout/`.
+
 Everything here is host-side NumPy / Python: the scheduler never touches JAX, so it runs against a
-simulated policy (`ar3po_jax.simulate`) exactly as it runs against the real sampling kernel.
+simulated policy (`ar3po_jax.rollout.simulated`) exactly as it runs against the real sampling kernel.
 """
 
 from __future__ import annotations

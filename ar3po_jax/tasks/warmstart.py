@@ -20,7 +20,7 @@ import optax
 from ar3po_jax import batching
 from ar3po_jax.models.transformer import Transformer
 from ar3po_jax.sampling import sequence_logprobs
-from ar3po_jax.tokenizer import Tokenizer
+from ar3po_jax.tokenizers import Tokenizer
 
 
 def pack_examples(questions: Sequence[str], solutions: Sequence[str], tokenizer: Tokenizer, response_slots: int):

@@ -1,4 +1,4 @@
-"""Tokenizers behind one small interface, and training a sentencepiece model on a task's own text.
+"""Sentencepiece tokenizers, and training one on a task's own text.
 
 The embedded run trains its tokenizer on the arithmetic corpus in-process (well under a second) and
 caches the `.model` file in the workdir, so a second run reuses it byte for byte.
@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
 import sentencepiece as spm
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-
-
-class Tokenizer(Protocol):
-  vocab_size: int
-  pad_id: int
-  bos_id: int
-  eos_id: int
-
-  def encode(self, text: str) -> list[int]: ...
-
-  def decode(self, ids: Sequence[int]) -> str: ...
 
 
 class SentencePieceTokenizer:
@@ -36,6 +25,10 @@ class SentencePieceTokenizer:
     self.pad_id, self.bos_id, self.eos_id = self._sp.pad_id(), self._sp.bos_id(), self._sp.eos_id()
     if min(self.pad_id, self.bos_id, self.eos_id) < 0:
       raise ValueError(f"sentencepiece model {path or '<bytes>'} must define pad, bos and eos ids")
+
+  @property
+  def stop_ids(self) -> tuple[int, ...]:
+    return (self.eos_id,)
 
   @classmethod
   def load(cls, path: str) -> "SentencePieceTokenizer":

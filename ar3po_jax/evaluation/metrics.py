@@ -1,4 +1,4 @@
-"""avg@k and pass@k from per-sample rewards, and the printed table of an evaluation report.
+"""avg@k and pass@k from per-sample rewards, pass-rate histograms, and the printed tables.
 
 pass@k is the unbiased estimator of Chen et al. (2021): with n samples of which c are correct,
 1 - C(n - c, k) / C(n, k), the chance that k of the n drawn without replacement hold a correct one;
@@ -52,3 +52,27 @@ def format_table(benchmarks: dict[str, dict]) -> str:
   widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
   line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
   return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def pass_rate_summary(rates: np.ndarray, samples: int) -> dict[str, float | list[int]]:
+  """Fractions of prompts never, sometimes and always solved, and the histogram over k/samples."""
+  counts = np.rint(rates * samples).astype(int)
+  return {
+      "frac_pass_0": float(np.mean(counts == 0)),
+      "frac_pass_mixed": float(np.mean((counts > 0) & (counts < samples))),
+      "frac_pass_1": float(np.mean(counts == samples)),
+      "histogram": np.bincount(counts, minlength=samples + 1).tolist(),
+  }
+
+
+def format_histogram(summary: dict, samples: int, width: int = 40) -> str:
+  hist = summary["histogram"]
+  total = max(sum(hist), 1)
+  lines = [f"pass rate over {samples} samples (held-out prompts: {total})"]
+  for k, n in enumerate(hist):
+    lines.append(f"  {k}/{samples}  {n:5d}  {'#' * round(width * n / total)}")
+  lines.append(
+      f"  never solved {summary['frac_pass_0']:.0%}   mixed {summary['frac_pass_mixed']:.0%}   "
+      f"always solved {summary['frac_pass_1']:.0%}"
+  )
+  return "\n".join(lines)

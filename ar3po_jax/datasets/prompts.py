@@ -1,4 +1,5 @@
-"""Prompt templates of RLVR math runs: a chat format wrapped around an answer instruction.
+"""The one prompt builder: a chat format wrapped around an answer instruction, tokenized into a
+`types.Prompt` (`Template().prompt(...)` is the embedded run's plain BOS + question).
 
 Formats (how the turn is spelled, and the tokens that end the assistant's answer):
   plain        the question as is, BOS prepended when the tokenizer has one; the embedded run's format
@@ -20,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from ar3po_jax.rollout.types import Prompt
+from ar3po_jax.types import Prompt
 
 INSTRUCTIONS = {
     "none": "{question}",
@@ -80,7 +81,7 @@ class Template:
     return text.format(user=user, system=system, system_turn=system_turn)
 
   def bind(self, tokenizer):
-    """The tokenizer whose eos_id ends this format's answers (HF tokenizers only; plain keeps any)."""
+    """The tokenizer whose stop_ids (all of them) end this format's answers (HF tokenizers only; plain keeps any)."""
     if not self.stop_tokens:
       return tokenizer
     if not hasattr(tokenizer, "with_stop_tokens"):
@@ -95,3 +96,9 @@ class Template:
 
   def prompt(self, uid: str, question: str, answer: str, tokenizer) -> Prompt:
     return Prompt(uid=uid, token_ids=self.encode(question, tokenizer), answer=answer, text=question)
+
+
+def field_overrides(spec) -> dict | None:
+  """A data set spec's `fields` section as a FieldMap override: the non-empty entries (None: none)."""
+  fields = {k: v for k, v in spec.get("fields", {}).items() if v and not (k == "answer_format" and v == "raw")}
+  return fields or None

@@ -1,8 +1,8 @@
 """Hugging Face `tokenizer.json` tokenizers (Qwen2.5, Llama 3.x) behind the project's Tokenizer
-interface, and `load_tokenizer`, which opens either kind from a path.
+interface (`ar3po_jax.tokenizers`).
 
 Special tokens follow tokenizer_config.json unless given. Models without a BOS token (Qwen) get
-bos_id = -1: `prompts.encode_prompt` then adds none. The sampling kernel stops on one id, eos_id;
+bos_id = -1: `datasets.prompts.Template.encode` then adds none. The sampling kernel stops on one id, eos_id;
 decode also cuts at any of `stop_ids`, so a template's other stop tokens still end the text the
 verifier sees.
 """
@@ -13,7 +13,6 @@ import json
 import os
 from typing import Sequence
 
-from ar3po_jax.tokenizer import SentencePieceTokenizer
 
 NO_TOKEN = -1
 
@@ -91,16 +90,3 @@ class HFTokenizer:
       if i not in (self.bos_id, self.pad_id):
         kept.append(i)
     return self._backend.decode(kept, skip_special_tokens=False)
-
-
-def load_tokenizer(path: str, **special):
-  """A sentencepiece `.model` file, a `tokenizer.json`, or a checkpoint folder holding either."""
-  if os.path.isdir(path):
-    if os.path.isfile(os.path.join(path, "tokenizer.json")):
-      return HFTokenizer.load(path, **special)
-    if os.path.isfile(os.path.join(path, "tokenizer.model")):
-      return SentencePieceTokenizer.load(os.path.join(path, "tokenizer.model"))
-    raise FileNotFoundError(f"{path}: no tokenizer.json or tokenizer.model")
-  if path.endswith(".json"):
-    return HFTokenizer.load(path, **special)
-  return SentencePieceTokenizer.load(path)

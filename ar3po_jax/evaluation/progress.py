@@ -1,5 +1,7 @@
 """A progress bar for sampling loops: problems done and generated tokens per second.
 
+  from ar3po_jax.evaluation import progress, sample_and_verify
+
   sampler = progress.Tracked(sampler, problems=len(prompts), samples=k, desc="gsm8k")
   out = sample_and_verify(sampler, prompts, verifier, k, batch_rows)   # the bar advances per launch
   sampler.close()
