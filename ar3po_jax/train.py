@@ -141,7 +141,9 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   # k samples a prompt at the eval temperature and top-p: eval/<set>/avg@k and pass@k, as the papers report.
   eval_samples = config.eval.get("samples", 0) or 0
   eval_sampling = dataclasses.replace(
-      sampling, temperature=config.eval.get("temperature", sampling.temperature), top_p=config.eval.get("top_p", sampling.top_p)
+      sampling,
+      temperature=config.eval.get("temperature", sampling.temperature),
+      top_p=config.eval.get("top_p", sampling.top_p),
   )
 
   def evaluate_sets() -> dict[str, float]:

@@ -106,10 +106,10 @@ def main(argv=None) -> dict:
   args = parser.parse_args(argv)
 
   from ar3po_jax import datasets
-  from ar3po_jax.tokenizers import load_tokenizer
   from ar3po_jax.datasets.prompts import Template
   from ar3po_jax.rewards import MathVerifier, extract_answer
   from ar3po_jax.tasks.arithmetic_chat import SMOLLM_SYSTEM
+  from ar3po_jax.tokenizers import load_tokenizer
   from benchmarks import machine
 
   problems, _ = datasets.load("gsm8k", args.data, limit=args.problems)

@@ -16,8 +16,6 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 
 def _sampling_params(max_new_tokens: int, temperature: float, tokenizer):
   """SamplingParams with every stop token of the chat format."""
@@ -40,17 +38,14 @@ def main(argv=None) -> dict:
 
   import jax
 
-  from ar3po_jax.evaluation import progress
-  from ar3po_jax.evaluation import pass_rate_summary
-  from ar3po_jax.tokenizers import load_tokenizer
+  from ar3po_jax.datasets.prompts import Template
+  from ar3po_jax.evaluation import pass_rate_summary, progress, sample_and_verify
   from ar3po_jax.models import hf
   from ar3po_jax.policy import PolicySampler
-  from ar3po_jax.datasets.prompts import Template
   from ar3po_jax.rewards.exact import ExactVerifier
   from ar3po_jax.tasks import arithmetic_chat
+  from ar3po_jax.tokenizers import load_tokenizer
   from benchmarks import machine
-
-  from ar3po_jax.evaluation import sample_and_verify
 
   policy = hf.load_checkpoint(args.checkpoint, "float32")
   template = Template("qwen_chat", "boxed", arithmetic_chat.SMOLLM_SYSTEM)

@@ -261,8 +261,8 @@ def check(out: str, log=print) -> float:
   import jax
   import jax.numpy as jnp
 
-  from ar3po_jax.tokenizers import load_tokenizer
   from ar3po_jax.models import hf
+  from ar3po_jax.tokenizers import load_tokenizer
 
   policy = hf.load_checkpoint(out)
   tokenizer = load_tokenizer(out)

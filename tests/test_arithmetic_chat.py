@@ -56,6 +56,7 @@ def test_pool_is_disjoint_from_the_held_out_split_and_capped():
 def test_prompts_are_rendered_in_the_chat_template():
   pytest.importorskip("tokenizers")
   import tiny_hf
+
   from ar3po_jax.tokenizers.hf import HFTokenizer
 
   template = Template("qwen_chat", "boxed", arithmetic_chat.SMOLLM_SYSTEM)

@@ -16,7 +16,8 @@ class _ScriptedSampler:
   """Row r's response is one token: (prompt id * 10 + how many times that prompt was sampled so far)."""
 
   def __init__(self):
-    self.tokenizer, self.sampling, self.launches, self.seen = _Tok(), SamplingParams(4, 1.0, stop_ids=(2,), pad_id=0), [], {}
+    self.tokenizer, self.sampling = _Tok(), SamplingParams(4, 1.0, stop_ids=(2,), pad_id=0)
+    self.launches, self.seen = [], {}
 
   def generate(self, prompt_ids, sampling=None):
     self.launches.append((len(prompt_ids), (sampling or self.sampling).temperature))
@@ -62,7 +63,8 @@ def test_benchmark_metrics_per_set_at_the_given_sampling():
   sampler = _ScriptedSampler()
   sets = {"a": PROMPTS[:2], "b": PROMPTS[2:], "empty": []}
   sampling = SamplingParams(4, 0.6, stop_ids=(2,), pad_id=0)
-  found = evaluation.benchmark_metrics(sampler, sets, lambda t, a: np.asarray([int(x) % 4 == 0 for x in t], np.float32), 2, 8, sampling)
+  verify = lambda texts, answers: np.asarray([int(x) % 4 == 0 for x in texts], np.float32)  # noqa: E731
+  found = evaluation.benchmark_metrics(sampler, sets, verify, 2, 8, sampling)
   # set a: responses 0, 1 | 10, 11 -> one correct of four, one prompt of two solved; set b: 20, 21.
   assert found == {"eval/a/avg@2": 0.25, "eval/a/pass@2": 0.5, "eval/b/avg@2": 0.5, "eval/b/pass@2": 1.0}
   assert sampler.launches == [(4, 0.6), (2, 0.6)]

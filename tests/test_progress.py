@@ -8,8 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from ar3po_jax.evaluation import progress
-from ar3po_jax.evaluation import sample_and_verify
+from ar3po_jax.evaluation import progress, sample_and_verify
 
 
 class FakeSampler:

@@ -73,7 +73,8 @@ def test_the_sample_std_default_changes_only_the_update(tmp_path):
 @pytest.mark.slow
 def test_eval_samples_add_per_set_metrics_beside_the_greedy_accuracy(tmp_path):
   tokenizer, model, params, train_prompts, eval_prompts = fake_setup.parts(0)
-  setup = Setup(tokenizer, model, params, train_prompts, {"heldout": eval_prompts}, fake_setup.FirstCharVerifier(), "the fake task")
+  verifier = fake_setup.FirstCharVerifier()
+  setup = Setup(tokenizer, model, params, train_prompts, {"heldout": eval_prompts}, verifier, "the fake task")
   config = fake_setup.config("grpo")
   config.rl.steps = 1
   config.eval.samples, config.eval.temperature, config.eval.top_p = 2, 0.6, 0.9

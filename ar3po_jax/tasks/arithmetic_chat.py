@@ -34,9 +34,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ar3po_jax.datasets.prompts import FORMATS, INSTRUCTIONS, Template
-from ar3po_jax.types import Prompt
 from ar3po_jax.tasks import arithmetic
 from ar3po_jax.tasks.registry import Setup, register_task
+from ar3po_jax.types import Prompt
 
 NAME = "arithmetic_chat"
 SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"  # its chat template's default
