@@ -20,6 +20,9 @@ import numpy as np
 DOCS: dict[str, str] = {
     "step": "RL step; 0 is the evaluation before RL",
     "eval/accuracy": "held-out accuracy of the task's evaluation (eval steps only)",
+    # Configs with eval.samples only: k = eval.samples responses a prompt at eval.temperature / eval.top_p.
+    "eval/<set>/avg@k": "mean reward of the k responses per prompt of one held-out set",
+    "eval/<set>/pass@k": "fraction of that set's prompts with a correct response among k (unbiased estimator)",
     # The update takes S = rl.epochs x rl.mini_batches optimizer steps; "mean" is over those S steps.
     "train/loss": "clipped-ratio loss (+ beta * k3 KL), aggregated per rl.loss_agg; mean over the S steps",
     "train/clip_frac": "fraction of trained tokens where the clip bound the objective; mean over the S steps",
@@ -92,6 +95,9 @@ def documentation(name: str, strategy_docs: dict[str, str] | None = None) -> str
     return DOCS[name]
   if strategy_docs and name in strategy_docs:
     return strategy_docs[name]
+  parts = name.split("/")
+  if len(parts) == 3 and parts[0] == "eval" and parts[2].partition("@")[0] in ("avg", "pass"):
+    return DOCS.get(f"eval/<set>/{parts[2].partition('@')[0]}@k")  # eval/gsm8k/pass@4
   prefix = name.split("/")[0] + "/*"
   return DOCS.get(prefix)
 

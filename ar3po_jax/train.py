@@ -16,6 +16,7 @@ restores by name, so a resumed run continues as if never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable
@@ -136,10 +137,26 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     writer.write_text(step, "eval/samples", metrics_lib.samples_markdown(shown))
     return float(np.mean(out["rewards"].reshape(-1))) if eval_prompts else float("nan")
 
+  # Setups whose config asks for eval.samples (the real-data configs) are also scored per held-out set,
+  # k samples a prompt at the eval temperature and top-p: eval/<set>/avg@k and pass@k, as the papers report.
+  eval_samples = config.eval.get("samples", 0) or 0
+  eval_sampling = dataclasses.replace(
+      sampling,
+      temperature=config.eval.get("temperature", sampling.temperature),
+      top_p=config.eval.get("top_p", sampling.top_p),
+  )
+
+  def evaluate_sets() -> dict[str, float]:
+    if not eval_samples:
+      return {}
+    return evaluation.benchmark_metrics(
+        sampler, setup.eval_sets, verifier, eval_samples, config.eval.batch_size, eval_sampling, config.eval.num_prompts
+    )
+
   if not restored:
     accuracy = evaluate(0)
     log(f"step 0 (before RL): eval/accuracy {accuracy:.3f} on {len(eval_prompts)} held-out prompts")
-    writer.write(0, {"eval/accuracy": accuracy, "rollout/cum_responses": 0, "rollout/cum_tokens": 0})
+    writer.write(0, {"eval/accuracy": accuracy, **evaluate_sets(), "rollout/cum_responses": 0, "rollout/cum_tokens": 0})
 
   # ---------------------------------------------------------------------------------------------
   # The loop.
@@ -189,6 +206,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     last = step == rl.steps - 1
     if (config.eval.every and (step + 1) % config.eval.every == 0) or last:
       step_metrics["eval/accuracy"] = evaluate(step + 1)
+      step_metrics.update(evaluate_sets())
     export_every = config.model.get("export_every", 0)
     if setup.export is not None and export_every and ((step + 1) % export_every == 0 or last):
       setup.export(state.params, os.path.join(workdir, "hf", f"step_{step + 1}"))

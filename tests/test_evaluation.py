@@ -16,7 +16,8 @@ class _ScriptedSampler:
   """Row r's response is one token: (prompt id * 10 + how many times that prompt was sampled so far)."""
 
   def __init__(self):
-    self.tokenizer, self.sampling, self.launches, self.seen = _Tok(), SamplingParams(4, 1.0, stop_ids=(2,), pad_id=0), [], {}
+    self.tokenizer, self.sampling = _Tok(), SamplingParams(4, 1.0, stop_ids=(2,), pad_id=0)
+    self.launches, self.seen = [], {}
 
   def generate(self, prompt_ids, sampling=None):
     self.launches.append((len(prompt_ids), (sampling or self.sampling).temperature))
@@ -56,3 +57,16 @@ def test_histogram_summary():
   summary = evaluation.pass_rate_summary(np.asarray([0.0, 0.5, 1.0, 1.0]), 2)
   assert summary == {"frac_pass_0": 0.25, "frac_pass_mixed": 0.25, "frac_pass_1": 0.5, "histogram": [1, 1, 2]}
   assert "always solved 50%" in evaluation.format_histogram(summary, 2)
+
+
+def test_benchmark_metrics_per_set_at_the_given_sampling():
+  sampler = _ScriptedSampler()
+  sets = {"a": PROMPTS[:2], "b": PROMPTS[2:], "empty": []}
+  sampling = SamplingParams(4, 0.6, stop_ids=(2,), pad_id=0)
+  verify = lambda texts, answers: np.asarray([int(x) % 4 == 0 for x in texts], np.float32)  # noqa: E731
+  found = evaluation.benchmark_metrics(sampler, sets, verify, 2, 8, sampling)
+  # set a: responses 0, 1 | 10, 11 -> one correct of four, one prompt of two solved; set b: 20, 21.
+  assert found == {"eval/a/avg@2": 0.25, "eval/a/pass@2": 0.5, "eval/b/avg@2": 0.5, "eval/b/pass@2": 1.0}
+  assert sampler.launches == [(4, 0.6), (2, 0.6)]
+  limited = evaluation.benchmark_metrics(_ScriptedSampler(), sets, _verify_even, 1, 8, sampling, limit=1)
+  assert set(limited) == {"eval/a/avg@1", "eval/a/pass@1", "eval/b/avg@1", "eval/b/pass@1"}

@@ -72,3 +72,17 @@ def test_the_sample_std_default_changes_only_the_update(tmp_path):
   for name in ("rollout/responses", "rollout/tokens", "rollout/reward_mean"):
     assert first[name] == GOLDEN[1][name], name
   assert math.isclose(first["train/loss"], -0.07856728881597519, rel_tol=1e-5), first["train/loss"]
+
+
+@pytest.mark.slow
+def test_eval_samples_add_per_set_metrics_beside_the_greedy_accuracy(tmp_path):
+  tokenizer, model, params, train_prompts, eval_prompts = fake_setup.parts(0)
+  verifier = fake_setup.FirstCharVerifier()
+  setup = Setup(tokenizer, model, params, train_prompts, {"heldout": eval_prompts}, verifier, "the fake task")
+  config = fake_setup.config("grpo")
+  config.rl.steps = 1
+  config.eval.samples, config.eval.temperature, config.eval.top_p = 2, 0.6, 0.9
+  history = train.run(config, str(tmp_path), setup, log=lambda m: None)
+  for record in (history[0], history[-1]):
+    assert "eval/accuracy" in record and 0.0 <= record["eval/heldout/avg@2"] <= record["eval/heldout/pass@2"] <= 1.0
+    assert all(metrics.documentation(name) for name in record if name.startswith("eval/"))

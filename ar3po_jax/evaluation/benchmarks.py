@@ -12,6 +12,7 @@ import os
 import time
 from typing import Callable
 
+from ar3po_jax.evaluation import progress
 from ar3po_jax.evaluation.loop import sample_and_verify
 from ar3po_jax.evaluation.metrics import format_table, summarize
 
@@ -56,7 +57,10 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
       path = os.path.join(config.get("data_root", "") or "", spec.path)  # relative paths: from data_root
       problems, stats = datasets.load(spec.loader, path, field_overrides(spec), config.on_error, spec.limit)
       prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in problems]
-      out = sample_and_verify(sampler, prompts, verifier, config.samples, batch_rows, config.save_responses)
+      # A bar per benchmark (problems done, tokens/s): a real model can sample for many minutes.
+      tracked = progress.Tracked(sampler, len(prompts), config.samples, desc=name, disable=jax.process_index() != 0)
+      out = sample_and_verify(tracked, prompts, verifier, config.samples, batch_rows, config.save_responses)
+      tracked.close()
       per_problem = []
       for i, p in enumerate(problems):
         record = {

@@ -70,3 +70,26 @@ def pass_rates(
 ) -> np.ndarray:
   """Per-prompt fraction of `samples` responses (at the sampler's temperature) that are correct."""
   return sample_and_verify(sampler, prompts, verifier, samples, batch_rows)["rewards"].mean(axis=1)
+
+
+def benchmark_metrics(
+    sampler,
+    eval_sets: dict[str, Sequence[Prompt]],
+    verifier: Verifier,
+    samples: int,
+    batch_rows: int,
+    sampling: SamplingParams | None = None,
+    limit: int = 0,
+) -> dict[str, float]:
+  """`eval/<set>/avg@k` and `eval/<set>/pass@k` per held-out set: k = samples responses per prompt at
+  `sampling` (the eval temperature and top-p), the first `limit` prompts of each set (0: all)."""
+  from ar3po_jax.evaluation.metrics import summarize
+
+  out = {}
+  for name, prompts in eval_sets.items():
+    prompts = list(prompts[:limit] if limit else prompts)
+    if not prompts:
+      continue
+    rewards_PxK = sample_and_verify(sampler, prompts, verifier, samples, batch_rows, sampling=sampling)["rewards"]
+    out.update({f"eval/{name}/{key}": value for key, value in summarize(rewards_PxK, ()).items()})
+  return out
