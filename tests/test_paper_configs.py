@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ar3po_jax import config_validation
-from ar3po_jax.tasks import math_data as real
+from ar3po_jax.datasets.prompts import Template
 from ar3po_jax.models import hf
 from ar3po_jax.models.transformer import ModelConfig
-from ar3po_jax.datasets.prompts import Template
+from ar3po_jax.tasks import math_data as real
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
