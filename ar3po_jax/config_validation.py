@@ -71,7 +71,8 @@ def problems(config) -> list[str]:
   need(r.temperature >= 0, f"rollout.temperature must be >= 0 (0 is greedy), got {r.temperature}")
   need(0 < r.top_p <= 1, f"rollout.top_p must be in (0, 1], got {r.top_p}")
   need(r.top_k >= 0, f"rollout.top_k must be >= 0 (0 is off), got {r.top_k}")
-  need(r.buffer.per_prompt >= 1 and r.buffer.total >= 1, f"rollout.buffer.per_prompt and total must be >= 1, got {r.buffer.per_prompt}, {r.buffer.total}")
+  need(r.buffer.per_prompt >= 1 and r.buffer.total >= 1,
+       f"rollout.buffer.per_prompt and total must be >= 1, got {r.buffer.per_prompt}, {r.buffer.total}")
   need(rl.steps >= 0, f"rl.steps must be >= 0, got {rl.steps}")
   need(_finite(rl.lr) and rl.lr > 0, f"rl.lr must be finite and > 0, got {rl.lr}")
   # NaN fails every comparison, so `grad_clip > 0` read NaN as "no clipping"; inf clips nothing either.
@@ -82,7 +83,8 @@ def problems(config) -> list[str]:
   need(rl.get("warmup_steps", 0) >= 0, f"rl.warmup_steps must be >= 0, got {rl.get('warmup_steps', 0)}")
   skips = rl.get("max_skipped_steps", DEFAULT_MAX_SKIPPED_STEPS)
   need(isinstance(skips, int) and skips >= 0, f"rl.max_skipped_steps must be an integer >= 0 (0 is off), got {skips!r}")
-  need(rl.eps_low >= 0 and rl.eps_high >= 0, f"rl.eps_low and rl.eps_high must be >= 0, got {rl.eps_low}, {rl.eps_high}")
+  need(rl.eps_low >= 0 and rl.eps_high >= 0,
+       f"rl.eps_low and rl.eps_high must be >= 0, got {rl.eps_low}, {rl.eps_high}")
   need(rl.eps_low < 1, f"rl.eps_low must be < 1 (the ratio's lower clip is 1 - eps_low), got {rl.eps_low}")
   need(rl.beta >= 0, f"rl.beta must be >= 0, got {rl.beta}")
   need(rl.loss_agg in losses.AGGREGATIONS, f"rl.loss_agg must be one of {losses.AGGREGATIONS}, got {rl.loss_agg!r}")
@@ -93,14 +95,17 @@ def problems(config) -> list[str]:
   need(rl.get("epochs", 1) >= 1, f"rl.epochs must be >= 1, got {rl.get('epochs', 1)}")
   need(rl.get("tis_cap", 0.0) >= 0, f"rl.tis_cap must be >= 0 (0: off), got {rl.get('tis_cap', 0.0)}")
   need(rl.get("adv_std_ddof", 1) in (0, 1), f"rl.adv_std_ddof must be 0 or 1, got {rl.get('adv_std_ddof', 1)}")
-  need(config.mesh.data == -1 or config.mesh.data >= 1, f"mesh.data must be >= 1 or -1 (every device left), got {config.mesh.data}")
-  need(config.mesh.fsdp >= 1 and config.mesh.tensor >= 1, f"mesh.fsdp and mesh.tensor must be >= 1, got {config.mesh.fsdp}, {config.mesh.tensor}")
+  need(config.mesh.data == -1 or config.mesh.data >= 1,
+       f"mesh.data must be >= 1 or -1 (every device left), got {config.mesh.data}")
+  need(config.mesh.fsdp >= 1 and config.mesh.tensor >= 1,
+       f"mesh.fsdp and mesh.tensor must be >= 1, got {config.mesh.fsdp}, {config.mesh.tensor}")
   out.extend(model_problems(config))
   if "checkpoint" in config:
     need(config.checkpoint.every >= 1 and config.checkpoint.keep >= 1,
          f"checkpoint.every and checkpoint.keep must be >= 1, got {config.checkpoint.every}, {config.checkpoint.keep}")
   need(config.eval.every >= 0 and config.eval.num_prompts >= 1 and config.eval.batch_size >= 1,
-       f"eval.every >= 0, eval.num_prompts >= 1 and eval.batch_size >= 1 required, got {config.eval.every}, {config.eval.num_prompts}, {config.eval.batch_size}")
+       f"eval.every >= 0, eval.num_prompts >= 1 and eval.batch_size >= 1 required, "
+       f"got {config.eval.every}, {config.eval.num_prompts}, {config.eval.batch_size}")
   from ar3po_jax import tasks  # the task checks its own section (and its files)
 
   out.extend(tasks.config_problems(config))
@@ -114,7 +119,8 @@ def mesh_problems(mesh_config, num_devices: int) -> list[str]:
   if f < 1 or t < 1:
     return []  # reported by `problems`
   if d == -1:
-    return [] if num_devices % (f * t) == 0 else [f"mesh.fsdp={f} x mesh.tensor={t} does not divide the {num_devices} devices"]
+    return [] if num_devices % (f * t) == 0 else [
+        f"mesh.fsdp={f} x mesh.tensor={t} does not divide the {num_devices} devices"]
   if d * f * t != num_devices:
     return [f"mesh data={d} x fsdp={f} x tensor={t} needs {d * f * t} devices, but {num_devices} are available"]
   return []

@@ -26,8 +26,10 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file, optionally with ':arg' (the strategy).", lock_config=True)
-  flags.DEFINE_string("workdir", None, "Where metrics, caches and plots go (default: config.workdir, else ./workdir/tiny_<strategy>).")
+  config_flags.DEFINE_config_file(
+      "config", _DEFAULT_CONFIG, "Config file, optionally with ':arg' (the strategy).", lock_config=True)
+  flags.DEFINE_string(
+      "workdir", None, "Where metrics, caches and plots go (default: config.workdir, else ./workdir/tiny_<strategy>).")
   flags.DEFINE_string("coordinator_address", None, "Multi-process: HOST:PORT of process 0's coordinator.")
   flags.DEFINE_integer("num_processes", None, "Multi-process: how many processes run this command.")
   flags.DEFINE_integer("process_id", None, "Multi-process: this process's index, 0 to num_processes - 1.")

@@ -26,9 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from ar3po_jax import (
-    batching, checkpoint, config_validation, distributed, evaluation, guards, metrics as metrics_lib, sharding,
-)
+from ar3po_jax import batching, checkpoint, config_validation, distributed, evaluation, guards, sharding
+from ar3po_jax import metrics as metrics_lib
 from ar3po_jax.datasets.stream import PromptStream
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy

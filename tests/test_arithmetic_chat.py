@@ -24,7 +24,8 @@ def _hf_config(arg):
 
 
 def _task(**kw):
-  t = ml_collections.ConfigDict({"seed": 7, "num_train": 300, "num_eval": 40, "rl_prompts": 0, "level_weights": (1.0, 1.0, 1.0, 0.0, 0.0)})
+  t = ml_collections.ConfigDict(
+      {"seed": 7, "num_train": 300, "num_eval": 40, "rl_prompts": 0, "level_weights": (1.0, 1.0, 1.0, 0.0, 0.0)})
   t.update(kw)
   return t
 
@@ -96,7 +97,8 @@ def test_registered_build_reads_the_architecture_from_the_checkpoint(tmp_path):
   assert tasks.lookup("arithmetic_chat") is arithmetic_chat.ArithmeticChat
   prepared = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)
   assert prepared.model.config == policy.config
-  assert len(prepared.train_prompts) == 30 and list(prepared.eval_sets) == ["arithmetic"] and len(prepared.eval_prompts) == 16
+  assert (len(prepared.train_prompts) == 30 and list(prepared.eval_sets) == ["arithmetic"]
+          and len(prepared.eval_prompts) == 16)
   assert prepared.tokenizer.eos_id == prepared.tokenizer.token_id("<|im_end|>")
   assert prepared.train_prompts[0].token_ids[0] == prepared.tokenizer.token_id("<|im_start|>")
   assert prepared.report["task"]["level_weights"] == list(arithmetic_chat.SMOLLM2_LEVEL_WEIGHTS)
@@ -115,12 +117,13 @@ def test_main_trains_on_the_task_from_a_bare_folder(tmp_path):
 
   tiny_hf.write_checkpoint(str(tmp_path / "ckpt"))
   repo = pathlib.Path(__file__).resolve().parents[1]
-  small = ["--config.rl.steps=2", "--config.rollout.batch_prompts=2", "--config.rollout.group_size=2", "--config.rollout.max_new_tokens=8",
-           "--config.rollout.dapo.overlong_buffer=2", "--config.task.num_train=60", "--config.task.num_eval=4", "--config.task.rl_prompts=8",
-           "--config.eval.every=1", "--config.eval.num_prompts=4", "--config.eval.batch_size=4", "--config.model.export_every=2",
+  small = ["--config.rl.steps=2", "--config.rollout.batch_prompts=2", "--config.rollout.group_size=2",
+           "--config.rollout.max_new_tokens=8", "--config.rollout.dapo.overlong_buffer=2", "--config.task.num_train=60",
+           "--config.task.num_eval=4", "--config.task.rl_prompts=8", "--config.eval.every=1",
+           "--config.eval.num_prompts=4", "--config.eval.batch_size=4", "--config.model.export_every=2",
            "--config.log.progress=False"]
-  cmd = [sys.executable, "-m", "ar3po_jax.main", "--config=configs/hf.py:grpo,arithmetic_chat", f"--config.model.hf_path={tmp_path / 'ckpt'}",
-         f"--workdir={tmp_path / 'run'}", *small]
+  cmd = [sys.executable, "-m", "ar3po_jax.main", "--config=configs/hf.py:grpo,arithmetic_chat",
+         f"--config.model.hf_path={tmp_path / 'ckpt'}", f"--workdir={tmp_path / 'run'}", *small]
   result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]

@@ -48,7 +48,8 @@ def test_eval_cli_end_to_end(tmp_path):
   ckpt = tmp_path / "ckpt"
   tiny_hf.write_checkpoint(str(ckpt), seed=3)
   bench = tmp_path / "digits.jsonl"
-  bench.write_text("".join(json.dumps({"problem": f"What is {i} + 0?", "answer": str(i), "id": i}) + "\n" for i in range(6)))
+  bench.write_text(
+      "".join(json.dumps({"problem": f"What is {i} + 0?", "answer": str(i), "id": i}) + "\n" for i in range(6)))
   out = tmp_path / "report.json"
   cmd = [
       sys.executable, "-m", "ar3po_jax.eval", "--config=configs/eval.py:digits",
@@ -58,7 +59,9 @@ def test_eval_cli_end_to_end(tmp_path):
       "--config.pass_at=(1,2,4)", "--config.max_new_tokens=6", "--config.temperature=1.0", "--config.top_p=1.0",
       "--config.verify.fallback=last_number", "--config.batch_rows=16",
   ]
-  result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+  result = subprocess.run(
+      cmd, capture_output=True, text=True, timeout=180,
+      cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
   assert result.returncode == 0, result.stderr[-3000:]
   assert "pass@4" in result.stdout and "digits" in result.stdout
   report = json.loads(out.read_text())

@@ -34,7 +34,8 @@ def test_every_strategy_and_task_loads_without_architecture_fields(strategy, tas
   assert c.rollout.strategy == strategy
   assert not set(hf_cfg.ARCH_FIELDS) & set(c.model.keys())
   found = config_validation.problems(c)
-  assert found and all("checkpoint" in p or "does not exist" in p for p in found), found  # only the folder (and files) are missing
+  # Only the folder (and its files) are missing.
+  assert found and all("checkpoint" in p or "does not exist" in p for p in found), found
 
 
 def test_hf_path_is_the_checkpoint_field():

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ar3po_jax import config_validation
-from ar3po_jax.tasks import math_data as real
+from ar3po_jax.datasets.prompts import Template
 from ar3po_jax.models import hf
 from ar3po_jax.models.transformer import ModelConfig
-from ar3po_jax.datasets.prompts import Template
+from ar3po_jax.tasks import math_data as real
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
@@ -51,7 +51,8 @@ def test_paper_settings():
   resolved = lambda arg: config_validation.resolve(paper.get_config(arg))  # noqa: E731
   dapo = resolved("dapo,qwen25_32b")
   assert (dapo.rl.eps_low, dapo.rl.eps_high, dapo.rl.beta, dapo.rollout.group_size) == (0.2, 0.28, 0.0, 16)
-  assert (dapo.rollout.batch_prompts, dapo.rollout.max_new_tokens, dapo.rollout.dapo.overlong_buffer, dapo.rl.lr) == (512, 20480, 4096, 1e-6)
+  assert (dapo.rollout.batch_prompts, dapo.rollout.max_new_tokens, dapo.rollout.dapo.overlong_buffer, dapo.rl.lr) == (
+      512, 20480, 4096, 1e-6)
   grpo = resolved("grpo,qwen25_7b")
   assert not grpo.rollout.dapo.mask_truncated and dapo.rollout.dapo.mask_truncated
   assert grpo.rollout.group_size == 8 and grpo.rl.eps_high == 0.2
@@ -74,7 +75,10 @@ def test_strategy_presets_follow_the_final_strategy():
   assert (c.rollout.group_size, c.rl.eps_high, c.rollout.dapo.mask_truncated) == (16, 0.3, True)
 
 
-@pytest.mark.parametrize("model,params", [("qwen25_7b", 7_615_616_512), ("llama31_8b", 8_030_261_248), ("qwen25_32b", 32_763_876_352), ("qwen25_math_1p5b", 1_543_714_304)])
+@pytest.mark.parametrize("model,params", [
+    ("qwen25_7b", 7_615_616_512), ("llama31_8b", 8_030_261_248), ("qwen25_32b", 32_763_876_352),
+    ("qwen25_math_1p5b", 1_543_714_304),
+])
 def test_architectures_are_the_released_models(model, params):
   assert ModelConfig.from_config(paper.get_config(f"grpo,{model}").model).num_params == params
 
@@ -85,8 +89,14 @@ def test_prepare_from_a_checkpoint_and_files(tmp_path):
 
   ckpt = tmp_path / "ckpt"
   policy = tiny_hf.write_checkpoint(str(ckpt))
-  rows = [{"prompt": [{"role": "user", "content": f"What is {i}+{i}?"}], "reward_model": {"ground_truth": str(2 * i)}, "extra_info": {"index": i}} for i in range(5)]
-  rows.append({"prompt": [{"role": "user", "content": "x" * 700}], "reward_model": {"ground_truth": "1"}, "extra_info": {"index": 99}})
+  rows = [{
+      "prompt": [{"role": "user", "content": f"What is {i}+{i}?"}], "reward_model": {"ground_truth": str(2 * i)},
+      "extra_info": {"index": i}
+  } for i in range(5)]
+  rows.append({
+      "prompt": [{"role": "user", "content": "x" * 700}], "reward_model": {"ground_truth": "1"},
+      "extra_info": {"index": 99}
+  })
   pq.write_table(pa.Table.from_pylist(rows), tmp_path / "train.parquet")
   (tmp_path / "bench.jsonl").write_text('{"problem": "1+1?", "answer": "2", "id": 1}\n')
 
@@ -112,7 +122,8 @@ def test_prepare_from_a_checkpoint_and_files(tmp_path):
   expected = prepared.tokenizer.encode(Template("qwen_chat", "dapo").render("What is 0+0?"))
   assert prepared.train_prompts[0].token_ids.tolist() == expected
   assert [p.uid for p in prepared.eval_prompts] == ["aime24/1"]
-  np.testing.assert_array_equal(np.asarray(prepared.params["embed"]["embedding"]), np.asarray(policy.params["embed"]["embedding"]))
+  np.testing.assert_array_equal(
+      np.asarray(prepared.params["embed"]["embedding"]), np.asarray(policy.params["embed"]["embedding"]))
 
   from ar3po_jax import tasks
   from ar3po_jax.rewards import MathVerifier

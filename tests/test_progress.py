@@ -43,7 +43,8 @@ def test_is_a_drop_in_sampler_for_the_eval_loop():
   fake = FakeSampler()
   tracked = progress.Tracked(fake, problems=3, samples=2, file=io.StringIO())
   prompts = [types.SimpleNamespace(token_ids=np.zeros(2, np.int32), answer="11") for _ in range(3)]
-  out = sample_and_verify(tracked, prompts, lambda texts, answers: np.asarray([t == a for t, a in zip(texts, answers)], float), 2, 4)
+  out = sample_and_verify(
+      tracked, prompts, lambda texts, answers: np.asarray([t == a for t, a in zip(texts, answers)], float), 2, 4)
   assert fake.calls == [4, 2] and tracked.bar.n == 3 and tracked.tokens == int(out["lengths"].sum())
   # Launches of 4 and 2 rows: lengths 2, 3, 4, 2 then 2, 3; the text is "11" (correct) at length 2.
   assert out["rewards"].tolist() == [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]

@@ -7,6 +7,6 @@ from ar3po_jax.evaluation.loop import benchmark_metrics, greedy, greedy_accuracy
 from ar3po_jax.evaluation.metrics import format_histogram, format_table, pass_at_k, pass_rate_summary, summarize
 
 __all__ = [
-    "benchmark_metrics", "format_histogram", "format_table", "greedy", "greedy_accuracy", "pass_at_k", "pass_rate_summary", "pass_rates",
-    "sample_and_verify", "summarize",
+    "benchmark_metrics", "format_histogram", "format_table", "greedy", "greedy_accuracy", "pass_at_k",
+    "pass_rate_summary", "pass_rates", "sample_and_verify", "summarize",
 ]

@@ -64,7 +64,8 @@ def run(config, checkpoint: str | None = None, output: str | None = None, log: C
       per_problem = []
       for i, p in enumerate(problems):
         record = {
-            "uid": p.uid, "answer": p.answer, "rewards": out["rewards"][i].tolist(), "lengths": out["lengths"][i].tolist()
+            "uid": p.uid, "answer": p.answer, "rewards": out["rewards"][i].tolist(),
+            "lengths": out["lengths"][i].tolist(),
         }
         if config.save_responses:
           record["responses"] = out["texts"][i]

@@ -40,7 +40,9 @@ def sample_and_verify(
       texts += chunk_texts
   shape = (len(prompts), samples)
   if not rows:
-    empty = {"rewards": np.zeros(shape, np.float32), "lengths": np.zeros(shape, np.int32), "truncated": np.zeros(shape, bool)}
+    empty = {
+        "rewards": np.zeros(shape, np.float32), "lengths": np.zeros(shape, np.int32), "truncated": np.zeros(shape, bool)
+    }
     return {**empty, "texts": [[] for _ in prompts]} if keep_texts else empty
   out = {
       "rewards": np.concatenate(rewards).astype(np.float32).reshape(shape),

@@ -35,7 +35,8 @@ class Tracked:
     file = file or sys.stderr
     # disable=None: tqdm's own rule (off when the stream is not a terminal) would hide the bar in
     # logs, which is where long evaluations are watched; so on unless asked.
-    self.bar = tqdm.tqdm(total=problems, desc=desc, unit="problem", disable=bool(disable), file=file, dynamic_ncols=True)
+    self.bar = tqdm.tqdm(
+        total=problems, desc=desc, unit="problem", disable=bool(disable), file=file, dynamic_ncols=True)
 
   def generate(self, prompt_ids, sampling=None):
     if self._start is None:

@@ -56,8 +56,11 @@ def single_digit_sums(seed: int, count: int) -> list[arithmetic.Problem]:
   rng = np.random.default_rng([seed, 2])
   pairs = [(a, b) for a in range(1, 10) for b in range(1, 10)]
   chosen = [pairs[i] for i in rng.permutation(len(pairs))[:count]]
-  return [arithmetic.Problem(f"Compute {a}+{b}.", 0, f"Compute {a}+{b}.", f"{a}+{b}={a + b}. \\boxed{{{a + b}}}", str(a + b), f"{a}+{b}")
-          for a, b in chosen]
+  return [
+      arithmetic.Problem(
+          f"Compute {a}+{b}.", 0, f"Compute {a}+{b}.", f"{a}+{b}={a + b}. \\boxed{{{a + b}}}", str(a + b), f"{a}+{b}")
+      for a, b in chosen
+  ]
 
 
 def level_problems(seed: int, level: int, count: int) -> list[arithmetic.Problem]:
@@ -93,7 +96,8 @@ def problems(config) -> list[str]:
     out.append(f"model.checkpoint {checkpoint!r} has no config.json")
   weights = np.asarray(tuple(t.level_weights), np.float64)
   if weights.shape != (arithmetic.NUM_LEVELS,) or np.any(weights < 0) or weights.sum() <= 0:
-    out.append(f"task.level_weights must be {arithmetic.NUM_LEVELS} non-negative numbers, not all 0; got {tuple(t.level_weights)}")
+    out.append(f"task.level_weights must be {arithmetic.NUM_LEVELS} non-negative numbers, not all 0; "
+               f"got {tuple(t.level_weights)}")
   if t.num_train < 1 or t.num_eval < 1:
     out.append(f"task.num_train and task.num_eval must be >= 1, got {t.num_train}, {t.num_eval}")
   if config.tokenizer.get("format", "plain") not in FORMATS:
@@ -101,7 +105,8 @@ def problems(config) -> list[str]:
   if config.tokenizer.get("instruction", "none") not in INSTRUCTIONS:
     out.append(f"tokenizer.instruction must be one of {sorted(INSTRUCTIONS)}, got {config.tokenizer.instruction!r}")
   if config.tokenizer.get("instruction", "none") != "boxed":
-    out.append(f"tokenizer.instruction must be 'boxed' for {NAME} (the verifier reads \\boxed{{}}), got {config.tokenizer.instruction!r}")
+    out.append(f"tokenizer.instruction must be 'boxed' for {NAME} (the verifier reads \\boxed{{}}), "
+               f"got {config.tokenizer.instruction!r}")
   from ar3po_jax.tasks.math_data import data_path
 
   for name, spec in config.eval.get("benchmarks", {}).items():
@@ -130,10 +135,12 @@ def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -
   if tokenizer.vocab_size > policy.config.vocab_size:
     raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {policy.config.vocab_size}")
   train_prompts, eval_prompts = make_prompts(config.task, template, tokenizer)
-  log(f"task: {len(train_prompts):,} distinct training problems, {len(eval_prompts)} held out, level weights {tuple(config.task.level_weights)}")
+  log(f"task: {len(train_prompts):,} distinct training problems, {len(eval_prompts)} held out, "
+      f"level weights {tuple(config.task.level_weights)}")
   eval_sets = {"arithmetic": eval_prompts}
   for name, spec in config.eval.get("benchmarks", {}).items():
-    found, _ = datasets.load(spec.loader, math_data.data_path(config, spec.path), field_overrides(spec), "raise", spec.get("limit", 0))
+    found, _ = datasets.load(
+        spec.loader, math_data.data_path(config, spec.path), field_overrides(spec), "raise", spec.get("limit", 0))
     eval_sets[name] = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in found]
 
   def export(params, path: str) -> None:
@@ -148,7 +155,9 @@ def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -
       verifier=ExactVerifier(),
       title=f"{NAME} ({os.path.basename(os.path.normpath(m.checkpoint))})",
       export=export,
-      report={"task": {"name": NAME, "level_weights": list(config.task.level_weights), "num_train": len(train_prompts)}},
+      report={
+          "task": {"name": NAME, "level_weights": list(config.task.level_weights), "num_train": len(train_prompts)}
+      },
   )
 
 

@@ -53,7 +53,8 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   cache_dir = config.get("cache_dir") or os.path.join(workdir, "cache")
   # RL's pool is not the tokenizer's, and where real data lies does not concern this task: neither keys the cache.
   task_fields = {k: v for k, v in t.to_dict().items() if k not in ("rl_prompts", "data_root")}
-  tok_path = config.tokenizer.path or os.path.join(cache_dir, f"tokenizer_{_key(task_fields, config.tokenizer.vocab_size)}.model")
+  tok_path = config.tokenizer.path or os.path.join(
+      cache_dir, f"tokenizer_{_key(task_fields, config.tokenizer.vocab_size)}.model")
   tokenizer = load_or_train(tok_path, task.corpus, config.tokenizer.vocab_size)
   model = Transformer(ModelConfig.from_config(config.model, tokenizer.vocab_size))
   log(f"model: {model.config.num_params:,} parameters; tokenizer: {tokenizer.vocab_size} pieces ({tok_path})")
@@ -66,7 +67,9 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   eval_prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
 
   ws = config.warmstart
-  cache_key = _key(task_fields, config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed, os.path.basename(tok_path))
+  cache_key = _key(
+      task_fields, config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed,
+      os.path.basename(tok_path))
   params_path = os.path.join(cache_dir, f"warmstart_{cache_key}.npz")
   report_path = os.path.join(cache_dir, f"warmstart_{cache_key}.json")
   if os.path.isfile(params_path) and os.path.isfile(report_path):
@@ -101,7 +104,7 @@ def _warm_start(config, task, tokenizer, model, eval_prompts, log):
       lr=ws.lr,
       warmup_steps=ws.warmup_steps,
       seed=config.seed,
-      on_step=lambda i, l: log(f"  warm start step {i:4d}  loss {l:.3f}") if i % 200 == 0 else None,
+      on_step=lambda i, loss: log(f"  warm start step {i:4d}  loss {loss:.3f}") if i % 200 == 0 else None,
   )
   sampler = PolicySampler(
       model,

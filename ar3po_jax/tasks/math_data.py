@@ -23,7 +23,8 @@ from ar3po_jax.models.transformer import Transformer
 from ar3po_jax.tasks.registry import Setup, register_task
 from ar3po_jax.types import Prompt
 
-ARCH_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias", "tie_embeddings")
+ARCH_FIELDS = (
+    "vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias", "tie_embeddings")
 
 
 @dataclasses.dataclass
@@ -105,13 +106,17 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print, mesh=None)
   t = config.task
   max_tokens = t.get("max_prompt_tokens", 0)
   train_path = data_path(config, t.path)
-  train, stats = datasets.load(t.get("loader", "") or t.name, train_path, field_overrides(t), t.get("on_error", "raise"), t.get("limit", 0))
+  train, stats = datasets.load(
+      t.get("loader", "") or t.name, train_path, field_overrides(t), t.get("on_error", "raise"), t.get("limit", 0))
   train_prompts, too_long = _prompts(train, template, tokenizer, max_tokens)
-  log(f"task: {len(train_prompts):,} training prompts from {train_path} ({stats.num_skipped} rows skipped, {too_long} over {max_tokens} tokens)")
+  log(f"task: {len(train_prompts):,} training prompts from {train_path} "
+      f"({stats.num_skipped} rows skipped, {too_long} over {max_tokens} tokens)")
 
   eval_sets = {}
   for name, spec in config.eval.get("benchmarks", {}).items():
-    problems_, _ = datasets.load(spec.loader, data_path(config, spec.path), field_overrides(spec), t.get("on_error", "raise"), spec.get("limit", 0))
+    problems_, _ = datasets.load(
+        spec.loader, data_path(config, spec.path), field_overrides(spec), t.get("on_error", "raise"),
+        spec.get("limit", 0))
     eval_sets[name], _ = _prompts(problems_, template, tokenizer, 0)
   eval_prompts = [p for prompts in eval_sets.values() for p in prompts]
   task = {"name": t.name, "path": train_path, "load": stats.to_dict(), "dropped_too_long": too_long}
