@@ -1,6 +1,8 @@
 """Throughput of `MathVerifier` on 10,000 MATH-500-shaped responses (a quick check, not a test).
 
-  python -m ar3po_jax.rewards.bench [--data /work/shared/data/math500_test.jsonl] [--n 10000]
+  python -m ar3po_jax.rewards.bench [--data DATA_ROOT/math500_test.jsonl] [--n 10000]
+
+DATA_ROOT is $AR3PO_DATA_ROOT, else the `shared/data` folder next to the repository (as configs/common.py).
 
 Each gold answer gets responses in several shapes (boxed, `Answer:` line, Minerva sentence, a wrong
 boxed answer, a perturbed expression, no answer), so the run mixes the fast path, the sympy pool and
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 
@@ -32,7 +35,9 @@ def _responses(gold: str, k: int, keep: list[int] | None = None) -> list[str]:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data", default="/work/shared/data/math500_test.jsonl")
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  data_root = os.environ.get("AR3PO_DATA_ROOT") or os.path.join(repo, "..", "shared", "data")
+  parser.add_argument("--data", default=os.path.normpath(os.path.join(data_root, "math500_test.jsonl")))
   parser.add_argument("--n", type=int, default=10_000)
   parser.add_argument("--batch", type=int, default=500)
   parser.add_argument("--fallback", default=None)
