@@ -30,7 +30,7 @@ PromptSource = Callable[[int], Sequence[Prompt]]
 
 # Cumulative verifier counters reported per step as differences (ratios like verify/accuracy are not).
 _VERIFY_COUNTS = ("verify/total", "verify/fast_path", "verify/pool", "verify/no_answer", "verify/too_long",
-                  "verify/timeouts", "verify/errors", "verify/worker_restarts")
+                  "verify/timeouts", "verify/errors", "verify/worker_restarts", "verify/undecided")
 
 
 def has_zero_advantage(group: Group) -> bool:
