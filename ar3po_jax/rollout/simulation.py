@@ -118,29 +118,6 @@ _TABLE = (
 )
 
 
-def _print_table(rows: list[dict]) -> None:
-  print(" ".join(f"{title:>{len(fmt.format(0.0 if 'f' in fmt else ''))}}" for title, _, fmt in _TABLE))
-  for row in rows:
-    cells = []
-    for _, key, fmt in _TABLE:
-      value = row.get(key, float("nan"))
-      cells.append(fmt.format(value))
-    print(" ".join(cells))
-
-
-_TABLE = (
-    ("strategy", "strategy", "{:>8}"),
-    ("resp/prompt", "responses_per_prompt", "{:>12.3f}"),
-    ("expected", "closed_form/responses_per_prompt", "{:>9.3f}"),
-    ("resp/kept", "responses_per_kept_prompt", "{:>10.3f}"),
-    ("zero-adv before", "frac_zero_adv_groups_before_reuse", "{:>16.4f}"),
-    ("expected", "closed_form/frac_zero_adv_groups_before_reuse", "{:>9.4f}"),
-    ("zero-adv after", "frac_zero_adv_groups", "{:>15.4f}"),
-    ("all-wrong after", "frac_all_wrong", "{:>16.4f}"),
-    ("seconds", "seconds", "{:>8.2f}"),
-)
-
-
 def print_table(rows: list[dict]) -> None:
   print(" ".join(f"{title:>{len(fmt.format(0.0 if 'f' in fmt else ''))}}" for title, _, fmt in _TABLE))
   for row in rows:
