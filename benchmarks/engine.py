@@ -42,9 +42,10 @@ import numpy as np
 from absl import app, flags
 
 from ar3po_jax.engine import Engine, EngineConfig, Request
-from ar3po_jax.models.transformer import ModelConfig, Transformer, init_params
+from ar3po_jax.models.transformer import Transformer, init_params
 from ar3po_jax.sampling import SamplingParams, sample
 from benchmarks import machine
+from benchmarks.models import MODEL_20M, MODEL_TINY
 
 _REQUESTS = flags.DEFINE_integer("requests", 256, "Responses to generate (e.g. 64 prompts x 4).")
 _BATCH = flags.DEFINE_integer("batch", 64, "Static launch rows, and engine slots.")
@@ -58,15 +59,6 @@ _SIZE = flags.DEFINE_enum("size", "20m", ["20m", "tiny"], "20m: the benchmark mo
 _SYSTEMS = flags.DEFINE_list("systems", ["static", "engine"], "Which systems to time (the ratio needs both).")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
-# The sampler benchmark's models (benchmarks/sampler.py; not imported, as its flags would clash).
-MODEL_20M = ModelConfig(
-    vocab_size=8192, d_model=512, n_layers=6, n_heads=8, n_kv_heads=2, head_dim=64, d_ff=1408, qkv_bias=True,
-    tie_embeddings=True,
-)
-MODEL_TINY = ModelConfig(
-    vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, qkv_bias=True,
-    tie_embeddings=True,
-)
 _STOP = 1
 _FLAG_NAMES = ("requests", "batch", "prompt_len", "max_new_tokens", "mean_len", "steps_per_call", "num_buckets",
                "prefill_chunk", "size", "systems")

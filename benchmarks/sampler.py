@@ -32,6 +32,7 @@ from absl import app, flags
 from ar3po_jax.models import hf
 from ar3po_jax.models.transformer import ModelConfig, init_params
 from benchmarks import machine, sampler_peers
+from benchmarks.models import MODEL_20M, MODEL_TINY
 
 _BATCHES = flags.DEFINE_list("batches", ["8", "64", "256"], "Batch sizes.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 64, "Greedy new tokens per row.")
@@ -42,16 +43,6 @@ _THREADS = flags.DEFINE_integer("torch_threads", 2, "torch.set_num_threads for t
 _SIZE = flags.DEFINE_enum("size", "20m", ["20m", "tiny"], "20m: the benchmark model; tiny: a smoke test.")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
-# Qwen2-style, about 21M parameters. The vocabulary is kept at 8192 so that the embedding (tied
-# with the output head) is a fifth of the parameters, not most of them as with Qwen's 152k.
-MODEL_20M = ModelConfig(
-    vocab_size=8192, d_model=512, n_layers=6, n_heads=8, n_kv_heads=2, head_dim=64, d_ff=1408, qkv_bias=True,
-    tie_embeddings=True,
-)
-MODEL_TINY = ModelConfig(
-    vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128, qkv_bias=True,
-    tie_embeddings=True,
-)
 
 
 def _timed(fn, *args) -> tuple[float, object]:

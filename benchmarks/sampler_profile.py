@@ -31,6 +31,7 @@ from ar3po_jax.models.transformer import Transformer, init_params
 from ar3po_jax.sampling import SamplingParams, sample
 from benchmarks import machine
 from benchmarks import sampler as sampler_bench
+from benchmarks.models import MODEL_20M, MODEL_TINY
 
 # --new_tokens, --prompt_len, --size and --out are the sampler benchmark's flags, with its defaults.
 _NEW_TOKENS, _PROMPT_LEN, _SIZE, _OUT = (
@@ -115,7 +116,7 @@ def summarize(events: list[dict], wall_us: float, kinds_by_name: dict[str, str])
 
 
 def main(_):
-  config = sampler_bench.MODEL_20M if _SIZE.value == "20m" else sampler_bench.MODEL_TINY
+  config = MODEL_20M if _SIZE.value == "20m" else MODEL_TINY
   model = Transformer(config)
   params = init_params(config, jax.random.key(0))
   B, Tp, N = _BATCH.value, _PROMPT_LEN.value, _NEW_TOKENS.value
