@@ -78,7 +78,12 @@ DOCS: dict[str, str] = {
     "buffer/staleness": "mean (step - producing step) over this step's reused responses",
     "verify/*":
         "the verifier's counters for this step's calls, where it keeps any (MathVerifier: errors, timeouts, ...)",
-    "time/sample_s": "seconds inside sampler calls",
+    "time/sample_s": "seconds inside sampler calls (streamed stages: inside the engine's polls)",
+    "rollout/slot_utilization":
+        "engine (rollout.sampler=engine): live row-steps / all row-steps of this step's rollout decode calls",
+    "rollout/tokens_per_s": "engine: response tokens / seconds inside this step's rollout engine iterations",
+    "engine/decode_calls": "engine: decode calls of N steps in this step's rollout",
+    "engine/prefill_calls": "engine: prefill calls in this step's rollout",
     "time/verify_s": "seconds inside verifier calls",
     "time/update_s": "seconds in the update (old/ref log-prob passes included)",
     "time/step_s": "seconds for the whole step",
@@ -87,6 +92,11 @@ DOCS: dict[str, str] = {
 TEXT_DOCS = {
     "eval/samples": "TensorBoard text at each evaluation: a few held-out prompts, the policy's completions and rewards",
 }
+
+
+def is_timing(name: str) -> bool:
+  """Whether a metric measures wall-clock (differs between two runs of the same computation)."""
+  return name.startswith("time/") or name == "rollout/tokens_per_s"
 
 
 def documentation(name: str, strategy_docs: dict[str, str] | None = None) -> str | None:

@@ -29,6 +29,8 @@ import tqdm
 from ar3po_jax import batching, checkpoint, config_validation, distributed, evaluation, guards, sharding
 from ar3po_jax import metrics as metrics_lib
 from ar3po_jax.datasets.stream import PromptStream
+from ar3po_jax.engine import EngineConfig
+from ar3po_jax.engine.sampler import EngineSampler
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.strategies import REGISTRY as STRATEGIES
@@ -91,10 +93,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
       rollout_cfg.max_new_tokens, rollout_cfg.temperature, rollout_cfg.top_p, rollout_cfg.top_k,
       tokenizer.stop_ids, tokenizer.pad_id,
   )
-  sampler = PolicySampler(
-      model, state.params, tokenizer, sampling, jax.random.key(config.seed + 2), dp, batch_sharding,
-      sharding.kv_cache_sharding(mesh, model.config.n_kv_heads),
-  )
+  sampler = _make_sampler(config, setup, state.params, sampling, mesh, log)
   verifier = setup.verifier
   if jax.process_count() > 1:  # a verifier time limit can fire on one host only: process 0's rewards count
     verifier = distributed.LeaderVerifier(verifier)
@@ -170,6 +169,8 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     # Rollout.
     rollout = scheduler.rollout(step, host_rng)
     step_metrics = dict(rollout.metrics)
+    if hasattr(sampler, "take_metrics"):
+      step_metrics.update(sampler.take_metrics())
     counters.cum_responses += int(step_metrics["rollout/responses"])
     counters.cum_tokens += int(step_metrics["rollout/tokens"])
 
@@ -245,6 +246,35 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     )
     log("summary\n" + metrics_lib.summary_table(writer.history))
   return writer.history
+
+
+def _make_sampler(config, setup: Setup, params, sampling: SamplingParams, mesh, log):
+  """The rollout.sampler: the continuous-batching engine (one process) or the static kernel."""
+  rollout_cfg, model = config.rollout, setup.model
+  rng = jax.random.key(config.seed + 2)
+  kind = rollout_cfg.get("sampler", "static")
+  if kind not in ("engine", "static"):
+    raise ValueError(f"rollout.sampler must be 'engine' or 'static', got {kind!r}")
+  dp = sharding.data_parallel_size(mesh)
+  cache_sharding = sharding.kv_cache_sharding(mesh, model.config.n_kv_heads)
+  if kind == "engine" and jax.process_count() > 1:
+    # The engine's host loop reads every call's tokens on one host; several processes would each need
+    # the global-array plumbing PolicySampler has (distributed.put / to_host). Until then: the static kernel.
+    log(f"rollout.sampler=engine runs on one process; {jax.process_count()} processes use the static kernel")
+    kind = "static"
+  if kind == "static":
+    return PolicySampler(
+        model, params, setup.tokenizer, sampling, rng, dp, sharding.batch_sharding(mesh), cache_sharding
+    )
+  e = rollout_cfg.engine
+  if e.slots % dp:
+    raise ValueError(f"rollout.engine.slots={e.slots} must be a multiple of the data-parallel size {dp}")
+  prompts = list(setup.train_prompts) + [p for ps in setup.eval_sets.values() for p in ps]
+  engine_config = EngineConfig(
+      slots=e.slots, steps_per_call=e.steps_per_call, max_prompt_len=max(len(p.token_ids) for p in prompts),
+      max_new_tokens=rollout_cfg.max_new_tokens, prefill_chunk=e.prefill_chunk, num_buckets=e.num_buckets,
+  )
+  return EngineSampler(model, params, setup.tokenizer, sampling, rng, engine_config, cache_sharding=cache_sharding)
 
 
 def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl, batch_sharding):

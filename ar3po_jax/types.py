@@ -108,3 +108,22 @@ class Verifier(Protocol):
 
   def __call__(self, texts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     ...
+
+
+class StreamingSampler(Protocol):
+  """A sampler the scheduler can feed one prompt at a time (`ar3po_jax.engine.sampler.EngineSampler`).
+
+  submit(tag, prompt, count, key_path): queue `count` responses of `prompt`; their draws depend only on
+    the sampler's seed and `key_path` (the scheduler passes (step, prompt index, stage)).
+  poll(): advance the device by one bounded call; (tag, j, response) for each response finished in it,
+    j its index within its submit; rewards not yet filled.
+  busy: requests are queued or in flight.
+  """
+
+  busy: bool
+
+  def submit(self, tag, prompt: Prompt, count: int, key_path: Sequence[int]) -> None:
+    ...
+
+  def poll(self) -> list[tuple[object, int, Response]]:
+    ...

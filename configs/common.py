@@ -136,6 +136,14 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.rollout.temperature = 1.0
   c.rollout.top_p = 1.0
   c.rollout.top_k = 0  # 0: off
+  # "engine": continuous batching with streamed stages (ar3po_jax/engine; one process);
+  # "static": one padded launch per stage (ar3po_jax/policy.py; also what several processes use).
+  c.rollout.sampler = "engine"
+  c.rollout.engine = ml_collections.ConfigDict()
+  c.rollout.engine.slots = 128  # decode rows (a multiple of the data-parallel size)
+  c.rollout.engine.steps_per_call = 8  # decode steps per device call; the host refills slots between calls
+  c.rollout.engine.prefill_chunk = 32  # prompt tokens per row per prefill call
+  c.rollout.engine.num_buckets = 4  # attention-width buckets over the cache (compiled decode variants)
 
   c.rollout.ar3po = ml_collections.ConfigDict()
   c.rollout.ar3po.stages = 2  # S

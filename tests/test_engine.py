@@ -144,9 +144,23 @@ def test_engine_sampler_matches_the_policy_sampler_interface():
   tokens, _, lengths, truncated = ours.generate(ROWS[:2])
   assert tokens.shape == (2, 12) and lengths[0] == len(got[0][0].token_ids)
   np.testing.assert_array_equal(tokens[0, : lengths[0]], got[0][0].token_ids)
+  assert ours.metrics()["engine/tokens"] == sum(len(r.token_ids) for b in got for r in b) + lengths.sum()
   m = ours.take_metrics()
-  assert m["engine/tokens"] == sum(len(r.token_ids) for b in got for r in b) + lengths.sum()
-  assert ours.metrics()["engine/tokens"] == 0
+  assert set(m) == {"rollout/slot_utilization", "rollout/tokens_per_s", "engine/decode_calls", "engine/prefill_calls"}
+  assert 0 < m["rollout/slot_utilization"] <= 1 and m["engine/decode_calls"] > 0 and m["rollout/tokens_per_s"] > 0
+  assert ours.metrics()["engine/tokens"] == 0  # reset for the next step
+
+
+def test_engine_sampler_state_round_trips_its_key():
+  prompts = [Prompt(f"p{i}", ROWS[i], "0") for i in range(3)]
+  a = EngineSampler(MODEL, PARAMS, _Tokenizer(), HOT, jax.random.key(0), CONFIG)
+  a(prompts, [1, 1, 1], step=0)
+  saved = a.state_dict()
+  b = EngineSampler(MODEL, PARAMS, _Tokenizer(), HOT, jax.random.key(99), CONFIG)
+  b.load_state_dict(saved)
+  for x, y in zip(a(prompts, [2, 1, 1], step=1), b(prompts, [2, 1, 1], step=1)):
+    for r, w in zip(x, y):
+      np.testing.assert_array_equal(r.token_ids, w.token_ids)
 
 
 def test_bad_requests_name_the_request():

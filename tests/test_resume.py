@@ -20,6 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from ar3po_jax import checkpoint
+from ar3po_jax import metrics as metrics_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 6
@@ -106,7 +107,7 @@ def _final(workdir):
   metrics = []
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     for line in f:
-      metrics.append({k: v for k, v in json.loads(line).items() if not k.startswith("time/")})
+      metrics.append({k: v for k, v in json.loads(line).items() if not metrics_lib.is_timing(k)})
   return state, host, arrays, metrics
 
 

@@ -33,11 +33,12 @@ GOLDEN = {
 }
 
 
-def _run(tmp_path, strategy, **rl):
+def _run(tmp_path, strategy, sampler="static", **rl):
   tokenizer, model, params, train_prompts, eval_prompts = fake_setup.parts(0)
   eval_sets = {"heldout": eval_prompts}
   setup = Setup(tokenizer, model, params, train_prompts, eval_sets, fake_setup.FirstCharVerifier(), "the fake task")
   config = fake_setup.config(strategy)
+  config.rollout.sampler = sampler  # the goldens come from the static kernel's draws
   config.rl.update(rl)
   return train.run(config, str(tmp_path), setup, log=lambda m: None)
 
@@ -72,6 +73,20 @@ def test_the_sample_std_default_changes_only_the_update(tmp_path):
   for name in ("rollout/responses", "rollout/tokens", "rollout/reward_mean"):
     assert first[name] == GOLDEN[1][name], name
   assert math.isclose(first["train/loss"], -0.07856728881597519, rel_tol=1e-5), first["train/loss"]
+
+
+@pytest.mark.slow
+def test_the_engine_runs_the_loop_with_streamed_stages(tmp_path):
+  """rollout.sampler=engine (the default): other draws than the static kernel's, the same greedy eval
+  (the engine's greedy tokens are the kernel's), and the engine's per-step metrics, documented."""
+  static = _run(tmp_path / "static", "ar3po", adv_std_ddof=0)
+  history = _run(tmp_path / "engine", "ar3po", sampler="engine", adv_std_ddof=0)
+  assert history[0]["eval/accuracy"] == static[0]["eval/accuracy"]
+  for record in history[1:]:
+    assert 0 < record["rollout/slot_utilization"] <= 1 and record["rollout/tokens_per_s"] > 0
+    assert record["engine/decode_calls"] > 0 and record["rollout/responses"] > 0
+    assert all(metrics.documentation(name, REGISTRY["ar3po"].metrics_doc) for name in record), record
+  assert [r["step"] for r in history] == [0, 1, 2, 3]
 
 
 @pytest.mark.slow

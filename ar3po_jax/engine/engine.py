@@ -237,8 +237,10 @@ class Engine:
       config: EngineConfig,
       sampling: SamplingParams,
       stop_ids: Sequence[int] | None = None,
+      cache_sharding=None,
   ):
     self.model, self.params, self.config, self.sampling = model, params, config, sampling
+    self.cache_sharding = cache_sharding  # where the KV cache [S, L, K, H] lives (None: default device)
     self.stop_ids = tuple(int(i) for i in stop_ids) if stop_ids is not None else stop_ids_of(sampling)
     if not self.stop_ids:
       raise ValueError("Engine: stop_ids must name at least one token")
@@ -324,6 +326,8 @@ class Engine:
   def _ensure_cache(self):
     if self._cache is None:
       self._cache = init_cache(self.model.config, self.config.slots, self.config.cache_len)
+      if self.cache_sharding is not None:
+        self._cache = jax.device_put(self._cache, self.cache_sharding)
     if self._key_data is None and self._pending:
       self._key_data = np.zeros((self.config.slots,) + self._pending[0].key.shape, np.uint32)
 

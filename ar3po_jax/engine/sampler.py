@@ -1,13 +1,18 @@
 """`EngineSampler`: the engine behind the scheduler's `Sampler` interface (a drop-in for `PolicySampler`).
 
-A call submits every (prompt, response index) as one request and drains the engine, so a whole
-stage runs continuously batched; the scheduler needs no change. Streaming stages (a prompt's next
-stage queued as soon as its previous responses are verified) need the scheduler to use
-`Engine.submit` / `Engine.poll` directly; see the engine package docstring.
+Two ways in:
+  - barrier (`types.Sampler`): a call submits every (prompt, response index) as one request and drains
+    the engine, so a whole stage runs continuously batched. Call c splits the sampler's rng once;
+    response j of prompt i gets fold_in(fold_in(call_key, i), j).
+  - streamed (`types.StreamingSampler`): `submit(tag, prompt, count, key_path)` queues `count`
+    responses of one prompt, `poll()` runs one engine iteration and returns the responses finished in
+    it, each with its tag. The scheduler queues a prompt's next stage as soon as its previous
+    responses are verified (`rollout.scheduler`). Response j of a submit gets
+    fold_in(...fold_in(fold_in(stream_key, key_path[0]), key_path[1])..., j), where stream_key is the
+    sampler's rng at that moment (not advanced by streaming): with key_path = (step, prompt index,
+    stage) a request's tokens depend on what it is, not on when it was queued or which slot served it.
 
-Keys: call c of the sampler splits its rng once; response j of prompt i gets
-fold_in(fold_in(call_key, i), j), so a call's responses depend on its seed and the order of its
-prompts, not on the slot count or on which slot served them.
+Either way the responses depend on the seed, not on the slot count or the order slots free up.
 """
 
 from __future__ import annotations
@@ -47,20 +52,69 @@ class EngineSampler:
       rng: jax.Array,
       config: EngineConfig,
       stop_ids: Sequence[int] | None = None,
+      cache_sharding=None,
   ):
     self.model, self.params, self.tokenizer, self.sampling = model, params, tokenizer, sampling
     self.rng, self.config = rng, config
     self.stop_ids = None if stop_ids is None else tuple(stop_ids)
+    self.cache_sharding = cache_sharding
     self._engines: dict[SamplingParams, Engine] = {}
-    self._metrics_base: dict[str, float] = {}
+    self._submitted = 0  # streamed requests so far: makes each request's engine uid unique
+
+  def state_dict(self) -> dict:
+    """The sampling key (the params come from the TrainState)."""
+    if self.busy:
+      raise RuntimeError("EngineSampler.state_dict: requests are still in flight")
+    key = self.rng
+    return {"impl": str(jax.random.key_impl(key)), "data": np.asarray(jax.random.key_data(key)).tolist()}
+
+  def load_state_dict(self, state: dict) -> None:
+    self.rng = jax.random.wrap_key_data(np.asarray(state["data"], np.uint32), impl=state["impl"])
 
   def engine(self, sampling: SamplingParams | None = None) -> Engine:
     sampling = sampling or self.sampling
     if sampling not in self._engines:
-      self._engines[sampling] = Engine(self.model, self.params, self.config, sampling, self.stop_ids)
+      self._engines[sampling] = Engine(
+          self.model, self.params, self.config, sampling, self.stop_ids, cache_sharding=self.cache_sharding
+      )
     engine = self._engines[sampling]
     engine.params = self.params
     return engine
+
+  # ---- streamed (types.StreamingSampler)
+
+  @property
+  def busy(self) -> bool:
+    return any(e.busy for e in self._engines.values())
+
+  def submit(self, tag, prompt: Prompt, count: int, key_path: Sequence[int]) -> None:
+    """Queues `count` responses of `prompt` at the rollout sampling settings; `poll` returns them."""
+    if count < 1:
+      raise ValueError(f"EngineSampler.submit: count must be >= 1, got {count}")
+    key = self.rng
+    for i in key_path:
+      key = jax.random.fold_in(key, int(i))
+    keys = np.asarray(request_keys(key, jnp.zeros(count, jnp.int32), jnp.arange(count, dtype=jnp.int32)))
+    engine = self.engine()
+    requests = []
+    for j in range(count):
+      uid = (tag, j, self._submitted)
+      self._submitted += 1
+      requests.append(Request(uid, prompt.token_ids, keys[j], self.sampling.max_new_tokens))
+    engine.submit(requests)
+
+  def poll(self) -> list[tuple[object, int, Response]]:
+    """One engine iteration: (tag, response index j of its submit, response) for each that finished."""
+    out = []
+    for f in self.engine().poll():
+      tag, j, _ = f.uid
+      out.append((tag, j, self._response(f)))
+    return out
+
+  def _response(self, f) -> Response:
+    return Response(
+        token_ids=f.tokens, logprobs=f.logprobs, text=self.tokenizer.decode(f.tokens), truncated=f.truncated
+    )
 
   def _run(self, prompt_ids: Sequence[np.ndarray], prompt_index: np.ndarray, sample_index: np.ndarray, sampling=None):
     self.rng, call_key = jax.random.split(self.rng)
@@ -91,19 +145,13 @@ class EngineSampler:
     prompt_index, sample_index = np.asarray(pairs).T
     done = self._run([prompts[i].token_ids for i, _ in pairs], prompt_index, sample_index)
     for (i, _), f in zip(pairs, done):
-      results[i].append(
-          Response(
-              token_ids=f.tokens,
-              logprobs=f.logprobs,
-              text=self.tokenizer.decode(f.tokens),
-              truncated=f.truncated,
-              step=step,
-          )
-      )
+      response = self._response(f)
+      response.step = step
+      results[i].append(response)
     return results
 
   def metrics(self) -> dict[str, float]:
-    """The engines' metrics summed since the last `take_metrics` (utilization and tokens/s recomputed)."""
+    """Every engine's counters summed (rollout and evaluation), utilization and tokens/s recomputed."""
     total: dict[str, float] = {}
     for e in self._engines.values():
       for k, v in e.metrics().items():
@@ -116,8 +164,14 @@ class EngineSampler:
     return total
 
   def take_metrics(self) -> dict[str, float]:
-    """`metrics()` then resets the counters: call once per training step."""
-    out = self.metrics()
+    """The rollout engine's per-step metrics (`metrics.DOCS`) since the last call; resets every engine's
+    counters, so evaluation's engines never count into a rollout step. Call once per training step."""
+    rollout = self._engines.get(self.sampling)
+    m = rollout.metrics() if rollout is not None else {}
+    out = {
+        name: m.get(name, float("nan"))
+        for name in ("rollout/slot_utilization", "rollout/tokens_per_s", "engine/decode_calls", "engine/prefill_calls")
+    }
     for e in self._engines.values():
       e.reset_metrics()
     return out

@@ -1,10 +1,20 @@
 """The host-side stage scheduler: one loop drives every rollout strategy.
 
-Per stage: the strategy names how many prompts to draw and how many responses each drawn prompt
-gets; the scheduler makes ONE sampler call for all of them (one compiled launch) and ONE verifier
-call on all their texts. When a stage asks for nothing, the strategy forms the groups; then every
-correct response sampled in the step enters the replay buffer (after reuse, so a step never reuses
-its own responses).
+Two ways to run a step's stages, with the same decisions:
+
+  - barrier: per stage, the strategy names how many prompts to draw and how many responses each
+    drawn prompt gets; the scheduler makes ONE sampler call for all of them and ONE verifier call on
+    all their texts; the next stage starts when the whole stage is verified.
+  - streamed (a `types.StreamingSampler` such as the engine, and a strategy that is `slot_local`):
+    the prompts are drawn once, every prompt's first stage is queued, and each time the sampler
+    returns finished responses, the prompts whose outstanding responses are all back are verified
+    together and asked (one-slot `stage_counts`) for their next stage, which is queued at once. No
+    prompt waits for another prompt's long responses. Per prompt the stages, the exit rule and the
+    groups are the barrier's; what differs is only the order of the rng draws of strategies that use
+    the rng in `stage_counts` (none of the slot-local ones do) and the batching of verifier calls.
+
+When no prompt wants more, the strategy forms the groups; then every correct response sampled in the
+step enters the replay buffer (after reuse, so a step never reuses its own responses).
 
 All host-side randomness (AERO's rejection draws, random reuse picks) comes from the rng passed to
 `rollout`, so every host of a multi-host run makes the same choices given the same rewards.
@@ -84,26 +94,19 @@ class Scheduler:
     self.buffer.load_state_dict(state["buffer"])
     self.strategy.load_state_dict(state["strategy"])
 
+  @property
+  def streams(self) -> bool:
+    """Whether `rollout` streams stages (see the module docstring)."""
+    return self.strategy.slot_local and all(hasattr(self.sampler, a) for a in ("submit", "poll", "busy"))
+
   def rollout(self, step: int, rng: np.random.Generator) -> RolloutResult:
     state = StepState(step=int(step))
     timing = {"time/sample_s": 0.0, "time/verify_s": 0.0}
     verify_before = self._verify_counts()
-    while True:
-      n_new = int(self.strategy.prompts_to_draw(state))
-      if n_new > 0:
-        prompts = list(self.prompt_source(n_new))
-        if len(prompts) != n_new:
-          raise ValueError(f"prompt_source({n_new}) returned {len(prompts)} prompts")
-        state.add_prompts(prompts)
-      counts = np.asarray(self.strategy.stage_counts(state, rng), np.int64)
-      if counts.shape != (len(state.slots),) or (counts < 0).any():
-        raise ValueError(
-            f"{self.strategy.name}: stage_counts must be {len(state.slots)} non-negative ints, got {counts}"
-        )
-      if not counts.any():
-        break
-      self._run_stage(state, counts, timing)
-      state.stages_run += 1
+    if self.streams:
+      self._run_streamed(state, rng, timing)
+    else:
+      self._run_barrier(state, rng, timing)
 
     groups, strategy_metrics = self.strategy.form_groups(state, self.buffer, rng)
     reused = [r for g in groups for r in g.responses if r.reused]
@@ -124,6 +127,65 @@ class Scheduler:
     metrics.update(strategy_metrics)
     return RolloutResult(groups=groups, metrics=metrics)
 
+  def _run_barrier(self, state: StepState, rng: np.random.Generator, timing: dict[str, float]) -> None:
+    while True:
+      n_new = int(self.strategy.prompts_to_draw(state))
+      if n_new > 0:
+        self._draw(state, n_new)
+      counts = np.asarray(self.strategy.stage_counts(state, rng), np.int64)
+      if counts.shape != (len(state.slots),) or (counts < 0).any():
+        raise ValueError(
+            f"{self.strategy.name}: stage_counts must be {len(state.slots)} non-negative ints, got {counts}"
+        )
+      if not counts.any():
+        break
+      self._run_stage(state, counts, timing)
+      state.stages_run += 1
+
+  def _draw(self, state: StepState, n_new: int) -> None:
+    prompts = list(self.prompt_source(n_new))
+    if len(prompts) != n_new:
+      raise ValueError(f"prompt_source({n_new}) returned {len(prompts)} prompts")
+    state.add_prompts(prompts)
+
+  def _run_streamed(self, state: StepState, rng: np.random.Generator, timing: dict[str, float]) -> None:
+    n_new = int(self.strategy.prompts_to_draw(state))
+    if n_new > 0:
+      self._draw(state, n_new)
+    if self.sampler.busy:
+      raise RuntimeError("Scheduler: the streaming sampler still has requests from before this step")
+    stage_of = [0] * len(state.slots)  # stages each prompt has completed
+    waiting: dict[int, list] = {}  # slot index -> [wanted, responses back so far as (j, Response)]
+
+    def queue_next(i: int) -> None:
+      view = StepState(step=state.step, slots=[state.slots[i]], stages_run=stage_of[i])
+      counts = np.asarray(self.strategy.stage_counts(view, rng), np.int64)
+      if counts.shape != (1,) or counts[0] < 0:
+        raise ValueError(f"{self.strategy.name}: stage_counts of one slot must be one non-negative int, got {counts}")
+      if counts[0]:
+        waiting[i] = [int(counts[0]), []]
+        self.sampler.submit(i, state.slots[i].prompt, int(counts[0]), (state.step, i, stage_of[i]))
+
+    for i in range(len(state.slots)):
+      queue_next(i)
+    while waiting:
+      start = time.perf_counter()
+      finished = self.sampler.poll()
+      timing["time/sample_s"] += time.perf_counter() - start
+      if not finished and not self.sampler.busy:
+        raise RuntimeError(f"Scheduler: the sampler is idle but {len(waiting)} prompts wait for responses")
+      for i, j, response in finished:
+        waiting[i][1].append((j, response))
+      complete = sorted(i for i, (wanted, back) in waiting.items() if len(back) == wanted)
+      if not complete:
+        continue
+      batches = [[r for _, r in sorted(waiting.pop(i)[1], key=lambda jr: jr[0])] for i in complete]
+      self._verify([state.slots[i] for i in complete], batches, state.step, timing)
+      for i in complete:
+        stage_of[i] += 1
+        queue_next(i)
+    state.stages_run = max(stage_of, default=0)
+
   def _verify_counts(self) -> dict[str, float]:
     counts = getattr(self.verifier, "metrics", dict)()
     return {k: float(counts[k]) for k in _VERIFY_COUNTS if k in counts}
@@ -137,9 +199,12 @@ class Scheduler:
     timing["time/sample_s"] += time.perf_counter() - start
     if len(batches) != len(slots) or any(len(b) != n for b, n in zip(batches, wanted)):
       raise ValueError(f"sampler returned {[len(b) for b in batches]} responses, asked for {wanted}")
+    self._verify(slots, batches, state.step, timing)
 
+  def _verify(self, slots, batches, step: int, timing: dict[str, float]) -> None:
+    """Scores batches[i] (the new responses of slots[i]) in one verifier call and appends them."""
     texts = [r.text for b in batches for r in b]
-    answers = [s.prompt.answer for s, n in zip(slots, wanted) for _ in range(n)]
+    answers = [s.prompt.answer for s, b in zip(slots, batches) for _ in b]
     start = time.perf_counter()
     rewards = np.asarray(self.verifier(texts, answers), np.float32)
     timing["time/verify_s"] += time.perf_counter() - start
@@ -150,7 +215,7 @@ class Scheduler:
     for slot, batch in zip(slots, batches):
       for r in batch:
         r.reward = next(flat)
-        r.step = state.step
+        r.step = step
         r.reused = False
       slot.responses.extend(batch)
 

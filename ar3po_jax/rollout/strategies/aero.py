@@ -41,6 +41,7 @@ from ar3po_jax.types import Group
 @register
 class Aero(Strategy):
   name = "aero"
+  slot_local = True
   metrics_doc = {
       "aero/rejected": "responses pruned by selective rejection",
       "aero/rescued": "prompts that entered rescue",

@@ -26,6 +26,7 @@ REUSE_MODES = ("recompute", "stop_gradient")
 @register
 class Ar3po(Strategy):
   name = "ar3po"
+  slot_local = True
 
   @classmethod
   def max_responses_per_prompt(cls, rollout_config) -> int:

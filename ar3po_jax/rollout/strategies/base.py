@@ -20,7 +20,12 @@ and states its own facts, so nothing outside its file needs to know them:
                                 configs/common.py `base()` adds to every config (a section written out
                                 there takes precedence);
   closed_forms(rollout, p)      optional: expected per-prompt values at a constant pass rate p, which
-                                the simulator prints beside its measurements.
+                                the simulator prints beside its measurements;
+  slot_local                    True when it draws prompts only before the first stage and the count
+                                stage_counts gives a slot depends only on that slot, the step's stage
+                                number and the rng: then the scheduler may ask it per prompt, as soon
+                                as that prompt's responses are verified (streamed stages), by calling
+                                stage_counts on a one-slot StepState whose stages_run is the slot's own.
 
 Strategies never call the sampler themselves: that keeps one compiled sampler launch per stage.
 Adding a strategy = its own file (decorated with @register, its knobs in `config_defaults`) + one
@@ -84,6 +89,8 @@ class Strategy(abc.ABC):
   # The section `rollout.<name>`: field -> default value (types fixed by the defaults, as in any locked
   # config); {}: the strategy reads no section of its own, or configs/common.py writes it out.
   config_defaults: ClassVar[dict[str, object]] = {}
+  # Decisions per prompt (see the module docstring): lets the scheduler stream stages.
+  slot_local: ClassVar[bool] = False
 
   @classmethod
   @abc.abstractmethod

@@ -15,6 +15,7 @@ from ar3po_jax.rollout.strategies.base import StepState, Strategy, counts_for, r
 @register
 class Grpo(Strategy):
   name = "grpo"
+  slot_local = True
 
   def __init__(self, rollout_config):
     self.batch_prompts = int(rollout_config.batch_prompts)

@@ -61,6 +61,7 @@ def kept_correct_frac(p: float, n: int, m: int) -> float:
 @register
 class Pods(Strategy):
   name = "pods"
+  slot_local = True
   metrics_doc: ClassVar[dict[str, str]] = {
       "pods/dropped": "sampled responses left out of the update by down-sampling",
       "pods/kept_reward_std": "mean over groups of the kept rows' reward standard deviation",
