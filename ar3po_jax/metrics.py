@@ -60,7 +60,7 @@ DOCS: dict[str, str] = {
     "rollout/responses_per_prompt": "rollout/responses / rollout/prompts_drawn",
     "rollout/responses_per_kept_prompt": "rollout/responses / rollout/prompts (differs from the above only for DAPO)",
     "rollout/responses_per_prompt_hist": '{"n": number of drawn prompts sampled n responses}',
-    "rollout/stages": "sampler calls made (DAPO: generation batches)",
+    "rollout/stages": "stages run (streamed: the most stages any prompt ran; DAPO: generation batches)",
     "rollout/prompts": "groups (prompts) handed to the update",
     "rollout/train_responses": "responses in those groups, reused included",
     "rollout/masked_responses": "responses in those groups with train_mask False",

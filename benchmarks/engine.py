@@ -12,7 +12,12 @@ token and at most `--max_new_tokens` new tokens:
   static  `sampling.sample` on consecutive launches of `--batch` rows (as `PolicySampler` runs a
           stage): each launch decodes until its longest row ends, over all Tp + Tr cache slots;
   engine  `engine.Engine` with `--batch` slots: rows that end are refilled from the queue between
-          calls of `--steps_per_call` decode steps, attention reads the live width bucket only.
+          calls of `--steps_per_call` decode steps, attention reads the live width bucket only;
+  tunix   (in .venv-bench, benchmarks/setup_venv.sh) Tunix's `Sampler` on the same weights, saved as a
+          Qwen2 safetensors checkpoint and loaded by Tunix's own loader, on consecutive batches of
+          `--batch` prompts at temperature 1 with the same stop token as its eos: each batch decodes
+          until every row has stopped or the limit (Tunix's own loop); lengths are counted up to and
+          including each row's first stop token.
 
 Unequal lengths from an untrained model: its next-token distribution is nearly uniform, so one stop
 token of 8192 would almost never be drawn. The benchmark gives every token's embedding a constant
@@ -56,7 +61,7 @@ _STEPS = flags.DEFINE_integer("steps_per_call", 16, "Engine decode steps per dev
 _BUCKETS = flags.DEFINE_integer("num_buckets", 8, "Engine attention width buckets (1: always the whole cache).")
 _CHUNK = flags.DEFINE_integer("prefill_chunk", 32, "Engine prefill chunk.")
 _SIZE = flags.DEFINE_enum("size", "20m", ["20m", "tiny"], "20m: the benchmark model; tiny: a smoke test.")
-_SYSTEMS = flags.DEFINE_list("systems", ["static", "engine"], "Which systems to time (the ratio needs both).")
+_SYSTEMS = flags.DEFINE_list("systems", ["static", "engine"], "static, engine, tunix (tunix: in .venv-bench).")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
 _STOP = 1
@@ -120,6 +125,52 @@ def run_engine(params, model, prompts, sampling, config, seed) -> dict:
   }
 
 
+def run_tunix(generate, prompts, batch, seed) -> dict:
+  lengths, row_steps, live_steps = [], 0, 0
+  start = time.perf_counter()
+  for i, first in enumerate(range(0, len(prompts), batch)):
+    n = generate(prompts[first : first + batch], seed * 1000 + i)
+    lengths.extend(n.tolist())
+    row_steps += len(n) * int(n.max())
+    live_steps += int(n.sum())
+  seconds = time.perf_counter() - start
+  return {"seconds": seconds, "lengths": lengths, "row_steps": row_steps, "live_row_steps": live_steps}
+
+
+def tunix_generator(config, params, max_prompt: int, max_new: int, checkpoint: str):
+  """(prompts_BxTp, seed) -> response lengths [B] from Tunix's Sampler at temperature 1, stopping at _STOP."""
+  from tunix.generate import sampler as tunix_sampler
+
+  from ar3po_jax.models import hf
+  from benchmarks import sampler_peers
+
+  hf.save_checkpoint(hf.Policy.create(config, params), checkpoint, copy_tokenizer=False)
+  model = sampler_peers._tunix_model(config, checkpoint)
+  cache = tunix_sampler.CacheConfig(
+      cache_size=max_prompt + max_new, num_layers=config.n_layers, num_kv_heads=config.n_kv_heads,
+      head_dim=config.head_dim,
+  )
+  sampler = tunix_sampler.Sampler(model, sampler_peers._IdTokenizer(_STOP), cache)
+
+  def generate(prompts_BxTp: np.ndarray, seed: int) -> np.ndarray:
+    out = sampler(
+        [" ".join(map(str, row)) for row in prompts_BxTp],
+        max_generation_steps=max_new,
+        max_prompt_length=prompts_BxTp.shape[1],
+        eos_tokens=[_STOP],
+        temperature=1.0,
+        seed=seed,
+    )
+    lengths = []
+    for t in out.tokens:
+      t = np.asarray(t)[:max_new]
+      stops = np.flatnonzero(t == _STOP)
+      lengths.append(int(stops[0]) + 1 if len(stops) else len(t))
+    return np.asarray(lengths)
+
+  return generate
+
+
 def summarize(run: dict, compile_s: float) -> dict:
   n = np.asarray(run["lengths"])
   return {
@@ -162,6 +213,11 @@ def main(_):
       "static": lambda seed: run_static(params, model, prompts, sampling, _BATCH.value, seed),
       "engine": lambda seed: run_engine(params, model, prompts, sampling, engine_config, seed),
   }
+  if "tunix" in _SYSTEMS.value:
+    import tempfile
+
+    generate = tunix_generator(config, params, _PROMPT_LEN.value, _MAX_NEW.value, tempfile.mkdtemp())
+    runners["tunix"] = lambda seed: run_tunix(generate, prompts, _BATCH.value, seed)
   for name in _SYSTEMS.value:
     run = runners[name]
     first = run(0)  # compiles every shape the timed pass meets (same seed: the same shapes)
@@ -175,8 +231,12 @@ def main(_):
         f" ({100 * r['frac_at_limit']:.0f}% at the limit)  compile {r['compile_s']:.0f} s",
         flush=True,
     )
-  ratio = results["engine"]["tokens_per_s"] / results["static"]["tokens_per_s"] if len(results) == 2 else float("nan")
-  print(f"engine / static tokens/s: {ratio:.2f}x (load average now {machine.describe()['load_average_1m']:.1f})")
+  def over(a, b):
+    return results[a]["tokens_per_s"] / results[b]["tokens_per_s"] if a in results and b in results else float("nan")
+
+  ratio = over("engine", "static")
+  print(f"engine / static tokens/s: {ratio:.2f}x, engine / tunix: {over('engine', 'tunix'):.2f}x "
+        f"(load average now {machine.describe()['load_average_1m']:.1f})")
   report = {
       "machine": info,
       "load_average_1m_after": machine.describe()["load_average_1m"],
@@ -186,6 +246,7 @@ def main(_):
       "engine_config": {**engine_config.__dict__, "widths": list(engine_config.widths)},
       "results": results,
       "engine_over_static_tokens_per_s": ratio,
+      "engine_over_tunix_tokens_per_s": over("engine", "tunix"),
   }
   if _OUT.value:
     machine.write_report(_OUT.value, report)
