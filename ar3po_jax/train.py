@@ -188,7 +188,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
         compiled_rows = [shape[0] for shape in counters.compiled_shapes if shape[1] == pack_len]
         rows = batching.packed_row_bucket(len(order), compiled_rows, rl.row_buckets, pack_largest, row_granule)
         batch, reused = batching.pack_update_batch_packed(
-            rollout.groups, pack_len, rows, batching.row_bucket(n_rows, max_rows, 1), tokenizer.pad_id,
+            rollout.groups, pack_len, rows, batching.row_bucket(n_rows, max_rows, 1, row_granule), tokenizer.pad_id,
             tokenizer.stop_ids, order,
         )
         slots = pack_len
