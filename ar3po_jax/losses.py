@@ -18,9 +18,11 @@ AGGREGATIONS = ("token_mean", "seq_mean")
 
 
 def clipped_policy_loss(logp_BxT, old_logp_BxT, advantages_B, eps_low: float, eps_high: float):
-  """Per-token loss [B, T] and whether clipping bound the objective there [B, T]."""
+  """Per-token loss [B, T] and whether clipping bound the objective there [B, T]; advantages [B] (one
+  per row) or [B, T] (one per token)."""
   ratio = jnp.exp(logp_BxT - old_logp_BxT)
-  adv = advantages_B[:, None]
+  # Per row [B] (one response a row), or already per token [B, T] (packed rows hold several responses).
+  adv = advantages_B if advantages_B.ndim == logp_BxT.ndim else advantages_B[:, None]
   unclipped = ratio * adv
   clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv
   return -jnp.minimum(unclipped, clipped), clipped < unclipped
@@ -45,11 +47,20 @@ def truncated_is_weights(trainer_logp_BxT, sampler_logp_BxT, cap: float):
   return jax.lax.stop_gradient(jnp.minimum(jnp.exp(trainer_logp_BxT - sampler_logp_BxT), cap))
 
 
-def aggregate(values_BxT, token_mask_BxT, mode: str):
-  """(sum, count) whose ratio is the token-mean or the sequence-mean of values over the mask."""
+def aggregate(values_BxT, token_mask_BxT, mode: str, seq_of_token_BxT=None, num_seqs: int = 0):
+  """(sum, count) whose ratio is the token-mean or the sequence-mean of values over the mask.
+
+  seq_of_token_BxT: the sequence (in [0, num_seqs)) each token belongs to, for rows that hold several
+  (packed rows); None: one sequence per row. A sequence must lie wholly in the batch given, so that
+  sums and counts of separate batches add up to the whole batch's."""
   mask = token_mask_BxT.astype(values_BxT.dtype)
   if mode == "token_mean":
     return jnp.sum(values_BxT * mask), jnp.sum(mask)
+  if mode == "seq_mean" and seq_of_token_BxT is not None:
+    ids = seq_of_token_BxT.reshape(-1)
+    tokens_S = jax.ops.segment_sum(mask.reshape(-1), ids, num_seqs)
+    per_seq_S = jax.ops.segment_sum((values_BxT * mask).reshape(-1), ids, num_seqs) / jnp.maximum(tokens_S, 1.0)
+    return jnp.sum(per_seq_S), jnp.sum((tokens_S > 0).astype(values_BxT.dtype))
   if mode == "seq_mean":
     tokens_B = jnp.sum(mask, axis=1)
     per_seq_B = jnp.sum(values_BxT * mask, axis=1) / jnp.maximum(tokens_B, 1.0)

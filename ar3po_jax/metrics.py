@@ -47,11 +47,15 @@ DOCS: dict[str, str] = {
     "train/skipped_steps": "cumulative updates skipped for a non-finite loss, gradient or new parameters",
     "train/lr": "learning rate of the step's optimizer update (schedule included)",
     "train/entropy": "token-mean policy entropy over trained tokens",
-    "train/rows": "real rows of the update batch",
+    "train/rows": "responses in the update batch (one a row unless rl.pack)",
     "train/row_bucket": "padded rows of the update batch",
     "train/response_slots": "response slots of the update batch (one of rl.response_buckets lengths)",
-    "train/padding_efficiency": "real response tokens / padded response slots in the update batch",
-    "train/compiled_variants": "distinct update shapes compiled so far (rows x prompt and response slots)",
+    "train/padding_efficiency": "real tokens (prompts and responses, every packed segment) / all token slots of the"
+        " update batch (rows x row length)",
+    "train/row_length": "token slots of a packed update row (rl.pack; fixed per run)",
+    "train/packed_rows": "rows the packed responses fill (rl.pack); train/row_bucket pads them",
+    "train/compiled_variants": "distinct update shapes compiled so far (rows x prompt and response slots, or rows x"
+        " row length when packed)",
     "rollout/responses": "responses sampled in the step",
     "rollout/tokens": "tokens of the responses sampled",
     "rollout/response_len_mean": "mean length in tokens of the responses sampled",

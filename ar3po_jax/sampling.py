@@ -213,3 +213,57 @@ def score(
   tokens_BxT, mask_BxT = _constrain((tokens_BxT, mask_BxT), batch_sharding)
   logprobs = sequence_logprobs(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
   return _constrain(jnp.where(mask_BxT[:, prompt_slots:], logprobs, 0.0), batch_sharding)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Packed rows (the update's packed layout, `batching.pack_update_batch_packed`): several prompt +
+# response sequences per row, each a segment with its own positions from 0; segment 0 is padding.
+# ---------------------------------------------------------------------------------------------------
+
+
+def segment_attention_mask(segment_BxT: jax.Array) -> jax.Array:
+  """bool [B, T, T]: query t may see key s when both lie in the same real segment (the model adds
+  causality), so no token attends across sequences of its row."""
+  return (segment_BxT[:, :, None] == segment_BxT[:, None, :]) & (segment_BxT[:, None, :] > 0)
+
+
+def _packed_logprobs_BxTm1xV(weights, model, tokens_BxT, segment_BxT, positions_BxT, temperature):
+  logits_BxTxV, _ = model.apply(
+      {"params": weights}, tokens_BxT, positions_BxT, segment_attention_mask(segment_BxT)
+  )
+  # Column t predicts token t + 1; a response token is never a segment's first, so its predictor
+  # lies in its own segment.
+  return jax.nn.log_softmax(logits_BxTxV[:, :-1].astype(jnp.float32) / _logit_temperature(temperature), axis=-1)
+
+
+def packed_logprobs_and_entropy(
+    weights: dict,
+    model: Transformer,
+    tokens_BxT: jax.Array,
+    segment_BxT: jax.Array,
+    positions_BxT: jax.Array,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+  """Float32 log-prob of each token given the earlier tokens of its segment, and the entropy (no
+  gradient) of the distribution it was drawn from: [B, T] each, column 0 (no predictor) 0. Meaningful
+  where a token has a predecessor in its segment; callers mask with the response tokens."""
+  logprobs_BxTm1xV = _packed_logprobs_BxTm1xV(weights, model, tokens_BxT, segment_BxT, positions_BxT, temperature)
+  logp_BxTm1 = jnp.take_along_axis(logprobs_BxTm1xV, tokens_BxT[:, 1:, None], axis=-1)[..., 0]
+  lp = jax.lax.stop_gradient(logprobs_BxTm1xV)
+  entropy_BxTm1 = -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+  first_column = ((0, 0), (1, 0))
+  return jnp.pad(logp_BxTm1, first_column), jnp.pad(entropy_BxTm1, first_column)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "temperature", "batch_sharding"))
+def score_packed(
+    weights, tokens_BxT, segment_BxT, positions_BxT, target_BxT, *, model: Transformer, temperature: float = 1.0,
+    batch_sharding=None,
+):
+  """`score` for packed rows: float32 log-probs [B, T] of the tokens marked in target_BxT (response
+  tokens), 0 elsewhere; each segment sees only itself."""
+  tokens_BxT, segment_BxT, positions_BxT, target_BxT = _constrain(
+      (tokens_BxT, segment_BxT, positions_BxT, target_BxT), batch_sharding
+  )
+  logp_BxT, _ = packed_logprobs_and_entropy(weights, model, tokens_BxT, segment_BxT, positions_BxT, temperature)
+  return _constrain(jnp.where(target_BxT, logp_BxT, 0.0), batch_sharding)

@@ -34,7 +34,7 @@ from ar3po_jax.engine.sampler import EngineSampler
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
 from ar3po_jax.rollout.strategies import REGISTRY as STRATEGIES
-from ar3po_jax.sampling import SamplingParams, score
+from ar3po_jax.sampling import SamplingParams, score, score_packed
 from ar3po_jax.tasks.registry import Setup
 from ar3po_jax.update import UpdateSettings, init_train_state, jit_update, make_optimizer, make_schedule, make_update_fn
 
@@ -115,6 +115,12 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   # Every mini-batch splits evenly over the data shards and into micro-batches.
   row_granule = max(dp, rl.micro_batch_rows * dp if rl.micro_batch_rows else dp) * rl.get("mini_batches", 1)
   max_rows = max_rows_per_step(rollout_cfg)
+  # rl.pack: several prompt + response sequences per update row (`batching`), rows of one length per run.
+  pack_len = pack_largest = 0
+  if rl.get("pack", False):
+    longest_sequence = max(len(p.token_ids) for p in setup.train_prompts) + rollout_cfg.max_new_tokens
+    pack_len = batching.packed_row_length(longest_sequence)
+    pack_largest = batching.round_up(-(-max_rows // (pack_len // longest_sequence)), row_granule)
   logged = checkpoint.rewind_metrics(workdir, start_step) if restored else []
   writer = metrics_lib.MetricsWriter(
       workdir, config.log.tensorboard, active=jax.process_index() == 0, append=bool(restored)
@@ -178,26 +184,37 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     update_start = time.time()
     if rollout.groups:
       n_rows = sum(g.size for g in rollout.groups)
-      rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
-      longest = max(len(r.token_ids) for g in rollout.groups for r in g.responses)
-      slots = batching.response_bucket(longest, rollout_cfg.max_new_tokens, rl.get("response_buckets", 1))
-      batch, reused = batching.pack_update_batch(
-          rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids
-      )
+      if pack_len:
+        order = batching.pack_rows(rollout.groups, pack_len, tokenizer.stop_ids)
+        compiled_rows = [shape[0] for shape in counters.compiled_shapes if shape[1] == pack_len]
+        rows = batching.packed_row_bucket(len(order), compiled_rows, rl.row_buckets, pack_largest, row_granule)
+        batch, reused = batching.pack_update_batch_packed(
+            rollout.groups, pack_len, rows, batching.row_bucket(n_rows, max_rows, 1, row_granule), tokenizer.pad_id,
+            tokenizer.stop_ids, order,
+        )
+        slots = pack_len
+      else:
+        rows = batching.row_bucket(n_rows, max_rows, rl.row_buckets, row_granule)
+        longest = max(len(r.token_ids) for g in rollout.groups for r in g.responses)
+        slots = batching.response_bucket(longest, rollout_cfg.max_new_tokens, rl.get("response_buckets", 1))
+        batch, reused = batching.pack_update_batch(
+            rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids
+        )
       batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl, batch_sharding)
       counters.compiled_shapes.add(batch["tokens_BxT"].shape)
       state, train_metrics = update(state, distributed.put(batch, batch_sharding))
       sampler.params = state.params  # the one place the sampler's policy changes
       step_metrics.update(distributed.to_host(train_metrics))
-      response_slots = batch["mask_BxT"][:, -slots:]
       step_metrics.update(
           {
               "train/rows": n_rows,
               "train/row_bucket": rows,
-              "train/response_slots": slots,
-              "train/padding_efficiency": float(response_slots.sum() / response_slots.size),
+              "train/row_length" if pack_len else "train/response_slots": slots,
+              "train/padding_efficiency": batching.padding_efficiency(batch),
           }
       )
+      if pack_len:
+        step_metrics["train/packed_rows"] = len(order)
     step_metrics["time/update_s"] = time.time() - update_start
     step_metrics["train/compiled_variants"] = len(counters.compiled_shapes)
     step_metrics.update({"rollout/cum_responses": counters.cum_responses, "rollout/cum_tokens": counters.cum_tokens})
@@ -282,21 +299,29 @@ def _refresh_log_probs(batch, reused, params, ref_params, model, rollout_cfg, rl
 
   The truncated IS correction (rl.tis_cap > 0) weighs pi_old by the trainer against the sampler's
   numbers, so it re-scores every row as verl does."""
-  prompt_slots = batch["tokens_BxT"].shape[1] - batch["old_logp_BxTr"].shape[1]
+  packed = batching.is_packed(batch)
+  old_key, ref_key = ("old_logp_BxT", "ref_logp_BxT") if packed else ("old_logp_BxTr", "ref_logp_BxTr")
   every_row = rl.recompute_old_logprobs or rl.get("tis_cap", 0.0) > 0
-  recompute = np.ones_like(reused) if every_row else reused & batch["train_row_B"]
+  recompute = np.ones_like(reused) if every_row else reused & batch["train_R" if packed else "train_row_B"]
   if not recompute.any() and ref_params is None:
     return batch
-  tokens, mask = distributed.put((batch["tokens_BxT"], batch["mask_BxT"]), batch_sharding)
-
-  def logprobs(weights):
-    return distributed.to_host(
-        score(weights, tokens, mask, model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature,
-              batch_sharding=batch_sharding)
+  if packed:
+    inputs = distributed.put(
+        tuple(batch[k] for k in ("tokens_BxT", "segment_BxT", "positions_BxT", "response_BxT")), batch_sharding
+    )
+    scorer = lambda weights: score_packed(  # noqa: E731
+        weights, *inputs, model=model, temperature=rollout_cfg.temperature, batch_sharding=batch_sharding
+    )
+  else:
+    prompt_slots = batch["tokens_BxT"].shape[1] - batch["old_logp_BxTr"].shape[1]
+    tokens, mask = distributed.put((batch["tokens_BxT"], batch["mask_BxT"]), batch_sharding)
+    scorer = lambda weights: score(  # noqa: E731
+        weights, tokens, mask, model=model, prompt_slots=prompt_slots, temperature=rollout_cfg.temperature,
+        batch_sharding=batch_sharding,
     )
 
   if recompute.any():
-    batch["old_logp_BxTr"] = np.where(recompute[:, None], logprobs(params), batch["old_logp_BxTr"])
+    batch[old_key] = np.where(batching.per_token(batch, recompute), distributed.to_host(scorer(params)), batch[old_key])
   if ref_params is not None:
-    batch["ref_logp_BxTr"] = logprobs(ref_params)
+    batch[ref_key] = distributed.to_host(scorer(ref_params))
   return batch

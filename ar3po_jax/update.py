@@ -24,7 +24,7 @@ A step whose loss, gradient, NEW parameters or NEW optimizer state is not finite
 parameters and optimizer state stay as they were, and `train/skipped_steps` counts it (rl.lr = inf
 makes finite gradients into NaN parameters; checking the loss alone let that through).
 
-Batch fields (B rows, Tp prompt slots, Tr response slots, T = Tp + Tr):
+Batch fields, one response per row (rl.pack False; B rows, Tp prompt slots, Tr response slots, T = Tp + Tr):
   tokens_BxT int32, mask_BxT bool         prompt left-padded, response right-padded
   old_logp_BxTr, ref_logp_BxTr float32     pi_old and pi_ref log-probs of the response tokens
   sampler_logp_BxTr float32 (optional)     the sampler's own log-probs (default: old_logp_BxTr)
@@ -33,6 +33,22 @@ Batch fields (B rows, Tp prompt slots, Tr response slots, T = Tp + Tr):
   train_row_B bool                         False: counts in its group's statistics, no gradient
   fresh_row_B bool (optional)              sampled this step by the current policy (default: valid)
   posterior_mean_B float32, use_posterior_B bool   AERO's baseline for degenerate groups
+
+Packed batch fields (rl.pack, `batching.pack_update_batch_packed`; B rows of T tokens, R response slots):
+  tokens_BxT int32, mask_BxT bool          several prompt + response sequences per row, padding at the end
+  segment_BxT int32, positions_BxT int32   segment 1, 2, ... of each row (0: padding); positions restart at 0
+  response_BxT bool, resp_of_token_BxT int32   response tokens, and the response r each token belongs to
+  old_logp_BxT, ref_logp_BxT, sampler_logp_BxT float32   at the response tokens, 0 elsewhere
+  rewards_R, group_ids_R, response_valid_R, train_R, fresh_R, posterior_mean_R, use_posterior_R   per response
+Attention sees only a token's own segment (`sampling.segment_attention_mask`) and positions restart per
+segment, so every response's log-probs are those of its sequence alone: the loss, advantages, metrics
+and gradients equal the unpacked layout's on the same groups (a test). Advantages are computed once over
+the R responses, then spread over the tokens (advantages_BxT, train_BxT, fresh_BxT), and the [R] fields
+leave the batch: what the scans split holds rows only. Mini- and micro-batches split packed ROWS (rows
+m, N+m, ..., as above) and a response lives wholly in one row, so every mini-batch holds whole
+responses and its (sum, count) token-mean (or seq-mean, by response id) is exact over them. A packed
+mini-batch holds different responses than the unpacked split would (rows hold several), so with
+mini_batches > 1 the two layouts take different, equally valid, steps; with one they agree.
 
 Metrics (S = epochs x mini_batches optimizer steps; "mean" is over the S steps, each step's value a
 token-mean over its mini-batch before its parameter change; with S = 1 every mean is that step's):
@@ -53,6 +69,7 @@ token-mean over its mini-batch before its parameter change; with S = 1 every mea
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -62,7 +79,7 @@ import optax
 from ar3po_jax import losses
 from ar3po_jax.advantages import group_advantages
 from ar3po_jax.models.transformer import Transformer
-from ar3po_jax.sampling import sequence_logprobs_and_entropy
+from ar3po_jax.sampling import packed_logprobs_and_entropy, sequence_logprobs_and_entropy
 
 BATCH_FIELDS = (
     "tokens_BxT",
@@ -162,29 +179,42 @@ _SUM_KEYS = (
 _MAX_KEYS = ("ratio_max", "neg_ratio_min", "mismatch_max")
 
 
-def _loss_terms(params, batch, model: Transformer, s: UpdateSettings):
-  """(loss sum, aux) over one micro-batch; aux holds sums (with the counts they divide by) and maxima."""
-  prompt_slots = batch["tokens_BxT"].shape[1] - batch["old_logp_BxTr"].shape[1]
-  logp_BxTr, entropy_BxTr = sequence_logprobs_and_entropy(
-      params, model, batch["tokens_BxT"], batch["mask_BxT"], prompt_slots, s.temperature
-  )
-  response_mask_BxTr = batch["mask_BxT"][:, prompt_slots:]
-  train_mask_BxTr = response_mask_BxTr & (batch["train_row_B"] & batch["row_valid_B"])[:, None]
-  old_logp_BxTr = batch["old_logp_BxTr"]
-  per_token, clipped = losses.clipped_policy_loss(
-      logp_BxTr, old_logp_BxTr, batch["advantages_B"], s.eps_low, s.eps_high
-  )
-  fresh_mask_BxTr = response_mask_BxTr & (batch["fresh_row_B"] & batch["row_valid_B"])[:, None]
-  sampler_logp_BxTr = batch["sampler_logp_BxTr"]
+def _loss_terms(params, batch, model: Transformer, s: UpdateSettings, num_responses: int = 0):
+  """(loss sum, aux) over one micro-batch; aux holds sums (with the counts they divide by) and maxima.
+
+  The names say [B, Tr] (response columns of one-response rows); a packed batch gives the same
+  quantities per token of its rows, [B, T], with its masks and advantages spread per token by `update`."""
+  if PACKED_KEY in batch:
+    logp_BxTr, entropy_BxTr = packed_logprobs_and_entropy(
+        params, model, batch["tokens_BxT"], batch["segment_BxT"], batch["positions_BxT"], s.temperature
+    )
+    train_mask_BxTr, fresh_mask_BxTr = batch["train_BxT"], batch["fresh_BxT"]
+    advantages, seq_of_token = batch["advantages_BxT"], batch["resp_of_token_BxT"]
+    old_logp_BxTr, ref_logp_BxTr, sampler_logp_BxTr = (
+        batch["old_logp_BxT"], batch["ref_logp_BxT"], batch["sampler_logp_BxT"]
+    )
+  else:
+    prompt_slots = batch["tokens_BxT"].shape[1] - batch["old_logp_BxTr"].shape[1]
+    logp_BxTr, entropy_BxTr = sequence_logprobs_and_entropy(
+        params, model, batch["tokens_BxT"], batch["mask_BxT"], prompt_slots, s.temperature
+    )
+    response_mask_BxTr = batch["mask_BxT"][:, prompt_slots:]
+    train_mask_BxTr = response_mask_BxTr & (batch["train_row_B"] & batch["row_valid_B"])[:, None]
+    fresh_mask_BxTr = response_mask_BxTr & (batch["fresh_row_B"] & batch["row_valid_B"])[:, None]
+    advantages, seq_of_token = batch["advantages_B"], None
+    old_logp_BxTr, ref_logp_BxTr, sampler_logp_BxTr = (
+        batch["old_logp_BxTr"], batch["ref_logp_BxTr"], batch["sampler_logp_BxTr"]
+    )
+  per_token, clipped = losses.clipped_policy_loss(logp_BxTr, old_logp_BxTr, advantages, s.eps_low, s.eps_high)
   if s.tis_cap > 0:
     tis_BxTr = jnp.where(fresh_mask_BxTr, losses.truncated_is_weights(old_logp_BxTr, sampler_logp_BxTr, s.tis_cap), 1.0)
     per_token = per_token * tis_BxTr
   else:
     tis_BxTr = jnp.ones_like(per_token)
-  kl_BxTr = losses.k3_kl(logp_BxTr, batch["ref_logp_BxTr"], train_mask_BxTr)
+  kl_BxTr = losses.k3_kl(logp_BxTr, ref_logp_BxTr, train_mask_BxTr)
   if s.beta > 0:
     per_token = per_token + s.beta * kl_BxTr
-  loss_sum, count = losses.aggregate(per_token, train_mask_BxTr, s.loss_agg)
+  loss_sum, count = losses.aggregate(per_token, train_mask_BxTr, s.loss_agg, seq_of_token, num_responses)
   mask = train_mask_BxTr.astype(jnp.float32)
   ratio_BxTr = jnp.exp(logp_BxTr - old_logp_BxTr)
   live_logp_BxTr = jax.lax.stop_gradient(logp_BxTr)
@@ -210,6 +240,26 @@ def _loss_terms(params, batch, model: Transformer, s: UpdateSettings):
       "mismatch_max": jnp.max(jnp.where(fresh_mask_BxTr, mismatch_BxTr, -jnp.inf)),
   }
   return loss_sum, {"sums": sums, "maxima": maxima}
+
+
+PACKED_KEY = "segment_BxT"  # present only in a packed batch
+
+
+def _packed_token_batch(batch: dict, advantages_R: jax.Array) -> dict:
+  """A packed batch with its per-response [R] fields spread over the tokens ([B, T]): what the loss
+  needs, and nothing with a leading axis other than rows, so that mini- and micro-batches split rows."""
+  resp = batch["resp_of_token_BxT"]
+  response_BxT = batch["response_BxT"]
+  valid_R = batch["response_valid_R"]
+  fresh_R = batch.get("fresh_R", valid_R)
+  token_fields = {k: v for k, v in batch.items() if not k.endswith("_R")}
+  token_fields.setdefault("sampler_logp_BxT", batch["old_logp_BxT"])
+  return dict(
+      token_fields,
+      advantages_BxT=advantages_R[resp],
+      train_BxT=response_BxT & (batch["train_R"] & valid_R)[resp],
+      fresh_BxT=response_BxT & (fresh_R & valid_R)[resp],
+  )
 
 
 def _split_rows(tree, parts: int):
@@ -254,20 +304,20 @@ def make_update_fn(
     raise ValueError(f"rl.loss_agg must be one of {losses.AGGREGATIONS}, got {settings.loss_agg!r}")
   grad_fn = jax.value_and_grad(_loss_terms, has_aux=True)
 
-  def optimizer_step(state: TrainState, batch: dict):
+  def optimizer_step(state: TrainState, batch: dict, num_responses: int = 0):
     """One AdamW step on one mini-batch: the gradient summed over its micro-batches."""
-    rows = batch["rewards_B"].shape[0]
+    rows = batch["tokens_BxT"].shape[0]
     micro_batches = rows // settings.micro_batch_rows if settings.micro_batch_rows else 1
     if micro_batches > 1 and rows % settings.micro_batch_rows:
       raise ValueError(
           f"update mini-batch of {rows} rows is not a multiple of rl.micro_batch_rows={settings.micro_batch_rows}"
       )
     if micro_batches <= 1:
-      (loss_sum, aux), grads = grad_fn(state.params, batch, model, settings)
+      (loss_sum, aux), grads = grad_fn(state.params, batch, model, settings, num_responses)
     else:
 
       def accumulate(carry, micro_batch):
-        (loss_sum, aux), grads = grad_fn(state.params, micro_batch, model, settings)
+        (loss_sum, aux), grads = grad_fn(state.params, micro_batch, model, settings, num_responses)
         total, total_aux, total_grads = carry
         return (total + loss_sum, _combine_aux(total_aux, aux), jax.tree.map(jnp.add, total_grads, grads)), None
 
@@ -319,39 +369,47 @@ def make_update_fn(
     return new_state, step_metrics
 
   def update(state: TrainState, batch: dict):
+    packed = PACKED_KEY in batch
+    suffix = "R" if packed else "B"
+    valid = batch["response_valid_R"] if packed else batch["row_valid_B"]
     advantages_B = group_advantages(
-        batch["rewards_B"],
-        batch["group_ids_B"],
-        batch["row_valid_B"],
-        batch["posterior_mean_B"],
-        batch["use_posterior_B"],
+        batch[f"rewards_{suffix}"],
+        batch[f"group_ids_{suffix}"],
+        valid,
+        batch[f"posterior_mean_{suffix}"],
+        batch[f"use_posterior_{suffix}"],
         scale_by_std=settings.scale_by_std,
         eps=settings.adv_eps,
         std_ddof=settings.adv_std_ddof,
     )
-    batch = dict(batch, advantages_B=advantages_B)
-    batch.setdefault("sampler_logp_BxTr", batch["old_logp_BxTr"])
-    batch.setdefault("fresh_row_B", batch["row_valid_B"])
+    num_responses = 0
+    if packed:
+      batch = _packed_token_batch(batch, advantages_B)
+      num_responses = advantages_B.shape[0]
+    else:
+      batch = dict(batch, advantages_B=advantages_B)
+      batch.setdefault("sampler_logp_BxTr", batch["old_logp_BxTr"])
+      batch.setdefault("fresh_row_B", batch["row_valid_B"])
+    step_fn = functools.partial(optimizer_step, num_responses=num_responses)
     lr = lr_schedule(state.step) if lr_schedule is not None else None
-    rows = batch["rewards_B"].shape[0]
+    rows = batch["tokens_BxT"].shape[0]
     n_mini, epochs = settings.mini_batches, settings.epochs
     if rows % n_mini:
       raise ValueError(f"update batch of {rows} rows is not a multiple of rl.mini_batches={n_mini}")
     if n_mini * epochs == 1:
       # The single step, unrolled: exactly the numbers of the one-step update this replaced.
-      state, per_step = optimizer_step(state, batch)
+      state, per_step = step_fn(state, batch)
       per_step = jax.tree.map(lambda x: x[None], per_step)
     else:
       mini = _split_rows(batch, n_mini)
 
       def epoch(state, _):
-        return jax.lax.scan(optimizer_step, state, mini)
+        return jax.lax.scan(step_fn, state, mini)
 
       state, per_step = jax.lax.scan(epoch, state, None, length=epochs)
       per_step = jax.tree.map(lambda x: x.reshape(n_mini * epochs, *x.shape[2:]), per_step)
 
     mean = lambda name: jnp.mean(per_step[name])  # noqa: E731
-    valid = batch["row_valid_B"]
     metrics = {
         "train/loss": mean("loss"),
         "train/clip_frac": mean("clip_frac"),

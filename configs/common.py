@@ -193,6 +193,9 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.rl.adv_eps = 1e-6
   c.rl.micro_batch_rows = 0  # 0: the whole batch in one pass; else scan over micro-batches
   c.rl.row_buckets = 8  # the update compiles at most this many batch-row shapes
+  # Several prompt + response sequences per update row, each attending only to itself (ar3po_jax/batching.py);
+  # False: one response per row, [left-padded prompt | right-padded response] (the sampler's layout).
+  c.rl.pack = True
   c.rl.response_buckets = 3  # ... and this many response lengths (16, 32 or 40 slots here)
   # Optimizer steps per rollout batch: the rows split into mini_batches (advantages computed over the
   # whole batch first), each pass over them repeated `epochs` times; 1 x 1 is one step per rollout.

@@ -62,3 +62,21 @@ def test_truncated_is_weights_hand_computed():
   sampler = np.log(np.array([[0.25, 0.9, 0.4]], np.float32))
   w = np.asarray(losses.truncated_is_weights(trainer, sampler, 1.5))
   np.testing.assert_allclose(w, [[1.5, 1.0, 0.5]], rtol=1e-6)  # 2.0 capped at 1.5; 1; 0.5
+
+
+def test_seq_mean_over_packed_sequences_hand_computed():
+  """Packed rows: sequence ids per token. Row 0 holds sequences 0 (2 tokens) and 2 (1 token), row 1
+  holds sequence 1 (3 tokens); sequence 3 has no token in this batch and does not count."""
+  values = jnp.array([[1.0, 3.0, 6.0, 9.0], [2.0, 4.0, 6.0, 5.0]])
+  mask = jnp.array([[True, True, True, False], [True, True, True, False]])
+  seq_ids = jnp.array([[0, 0, 2, 0], [1, 1, 1, 0]])
+  total, count = losses.aggregate(values, mask, "seq_mean", seq_ids, num_seqs=4)
+  assert float(count) == 3.0
+  assert float(total) == pytest.approx(2.0 + 4.0 + 6.0)  # means 2, 4 and 6
+  total, count = losses.aggregate(values, mask, "token_mean", seq_ids, num_seqs=4)
+  assert float(total) == pytest.approx(22.0) and float(count) == 6.0
+  # Per-token advantages ([B, T]) broadcast like per-row ones.
+  logp = jnp.zeros((2, 4))
+  per_row, _ = losses.clipped_policy_loss(logp, logp, jnp.array([1.0, -2.0]), 0.2, 0.2)
+  per_token, _ = losses.clipped_policy_loss(logp, logp, jnp.array([[1.0] * 4, [-2.0] * 4]), 0.2, 0.2)
+  np.testing.assert_array_equal(per_row, per_token)

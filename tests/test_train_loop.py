@@ -47,7 +47,8 @@ def _run(tmp_path, strategy, sampler="static", **rl):
 def test_three_ar3po_steps_reproduce_the_golden_metrics(tmp_path):
   # The base commit normalised advantages by the population std; the default is now the sample std
   # (rl.adv_std_ddof=1, as verl), so the golden run asks for ddof 0.
-  history = _run(tmp_path, "ar3po", adv_std_ddof=0)
+  # The golden run laid one response per row (rl.pack False); the packed layout is checked below.
+  history = _run(tmp_path, "ar3po", adv_std_ddof=0, pack=False)
   assert [r["step"] for r in history] == [0, 1, 2, 3]
   for step, expected in GOLDEN.items():
     for name, value in expected.items():
@@ -62,6 +63,19 @@ def test_three_ar3po_steps_reproduce_the_golden_metrics(tmp_path):
       assert metrics.documentation(name, REGISTRY["ar3po"].metrics_doc), name
       assert name.split("/")[0] not in ("dapo", "aero")
   assert (tmp_path / "metrics.jsonl").exists() and (tmp_path / "accuracy_vs_responses.png").exists()
+
+
+@pytest.mark.slow
+def test_the_packed_update_reproduces_the_golden_first_step(tmp_path):
+  """rl.pack (the default) changes the update's layout, not its numbers: step 1 trains on the golden
+  groups and gives the golden loss, gradient norm and log-probs."""
+  history = _run(tmp_path, "ar3po", adv_std_ddof=0, steps=1)
+  first = history[1]
+  for name in ("rollout/responses", "rollout/tokens", "train/loss", "train/grad_norm", "train/logp_mean"):
+    assert math.isclose(first[name], GOLDEN[1][name], rel_tol=1e-5), (name, first[name], GOLDEN[1][name])
+  # Rows of four of the longest possible sequences (prompts of at most 8 tokens here + 8 new tokens).
+  assert first["train/row_length"] == 64 and first["train/packed_rows"] <= first["train/row_bucket"]
+  assert first["train/compiled_variants"] == 1 and 0 < first["train/padding_efficiency"] <= 1
 
 
 @pytest.mark.slow

@@ -240,3 +240,106 @@ def test_one_compile_per_row_bucket():
   for rows, seed in ((12, 0), (12, 1), (16, 2), (12, 3)):
     state, _ = update(state, make_batch(rows=rows, seed=seed))
   assert update._cache_size() == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# The packed layout (rl.pack): the same groups, several sequences per row, the same numbers.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _groups(seed=0):
+  """Groups of unequal sizes, prompt and response lengths, with a reused (Option II) response and an
+  AERO posterior on an all-wrong group; sampler log-probs off-policy enough to clip."""
+  from ar3po_jax.types import Group, Prompt, Response
+
+  rng = np.random.default_rng(seed)
+  groups = []
+  for g, (size, prompt_len) in enumerate([(3, 2), (1, 4), (4, 3), (2, 1), (5, 2)]):
+    prompt = Prompt(str(g), rng.integers(4, 32, prompt_len).astype(np.int32), "")
+    responses = []
+    for i in range(size):
+      ids = rng.integers(4, 32, int(rng.integers(1, TR + 1))).astype(np.int32)
+      logp = (-rng.uniform(2.5, 4.0, len(ids))).astype(np.float32)
+      responses.append(Response(ids, logp, "", reward=float((i + g) % 2), reused=(g == 2 and i == 0)))
+    train = [not (g == 0 and i == 1) for i in range(size)]
+    groups.append(Group(prompt, responses, train, posterior_mean=0.3 if g == 3 else None))
+  groups[3].responses[1].reward = 0.0  # all-wrong: AERO's posterior baseline
+  return groups
+
+
+def _both_layouts(groups):
+  from ar3po_jax import batching
+
+  unpacked, _ = batching.pack_update_batch(groups, TR, rows=16, pad_id=0)
+  rows = batching.round_up(len(batching.pack_rows(groups, 24)), 2)  # even: two mini- or micro-batches
+  packed, _ = batching.pack_update_batch_packed(groups, 24, rows=rows, responses=16, pad_id=0)
+  return unpacked, packed
+
+
+@pytest.mark.parametrize("settings", [{}, {"loss_agg": "seq_mean", "beta": 0.3, "micro_batch_rows": 2}])
+def test_packed_update_equals_the_unpacked_one(settings):
+  import optax
+
+  unpacked, packed = _both_layouts(_groups())
+  assert packed["mask_BxT"].mean() > unpacked["mask_BxT"].mean()  # fewer padded slots
+  # SGD at lr 1: the parameter change is minus the gradient.
+  update = jit_update(make_update_fn(MODEL, optax.sgd(1.0), UpdateSettings(**settings)))
+  results = []
+  for batch in (unpacked, packed):
+    batch = dict(batch)
+    if "ref_logp_BxT" in batch:
+      batch["ref_logp_BxT"] = batch["old_logp_BxT"] - 0.1 * batch["response_BxT"]
+    else:
+      batch["ref_logp_BxTr"] = batch["old_logp_BxTr"] - 0.1 * batch["mask_BxT"][:, -TR:]
+    state = init_train_state(jax.tree.map(np.array, PARAMS), optax.sgd(1.0))
+    results.append(update(state, batch))
+  (s0, m0), (s1, m1) = results
+  assert 0 < float(m0["train/clip_frac"]) < 1
+  for name in m0:
+    np.testing.assert_allclose(float(m1[name]), float(m0[name]), rtol=1e-5, atol=1e-7, err_msg=name)
+  for a, b, p in zip(jax.tree.leaves(s0.params), jax.tree.leaves(s1.params), jax.tree.leaves(PARAMS)):
+    np.testing.assert_allclose(np.asarray(b) - p, np.asarray(a) - p, rtol=1e-4, atol=1e-7)
+
+
+def test_packed_mini_batches_keep_whole_rows_and_exact_token_means():
+  """Mini-batches split packed rows (rows m, N+m, ...): a response lives in one row, so each
+  mini-batch's (sum, count) token-mean is exactly that of its own responses."""
+  _, packed = _both_layouts(_groups())
+  state, metrics = run_update(packed, lr=1e-2, mini_batches=2)
+  assert int(state.step) == 2
+  real_tokens = int((packed["response_BxT"] & packed["train_R"][packed["resp_of_token_BxT"]]).sum())
+  assert float(metrics["train/tokens"]) == real_tokens
+  # The first mini-batch is rows 0, 2, 4, ... with the advantages of the whole batch: the same rows
+  # alone, their per-response fields intact, give the first step's numbers.
+  first = {k: (v if k.endswith("_R") else v[0::2]) for k, v in packed.items()}
+  _, alone = run_update(first, lr=1e-2)
+  for name in ("clip_frac_first", "logprob_mismatch_mean", "logprob_mismatch_max"):
+    want = float(alone["train/" + name.replace("_first", "")])
+    assert float(metrics["train/" + name]) == pytest.approx(want, rel=1e-5, abs=1e-7), name
+  assert float(alone["train/logprob_mismatch_mean"]) > 0
+
+
+def test_packed_segments_do_not_see_each_other():
+  from ar3po_jax import batching
+  from ar3po_jax.sampling import score_packed
+
+  _, packed = _both_layouts(_groups())
+  row = 0
+  assert packed["segment_BxT"][row].max() >= 2
+  args = lambda b: (b["tokens_BxT"], b["segment_BxT"], b["positions_BxT"], b["response_BxT"])  # noqa: E731
+  base = np.asarray(score_packed(PARAMS, *args(packed), model=MODEL))
+  changed = dict(packed, tokens_BxT=packed["tokens_BxT"].copy())
+  first = packed["segment_BxT"][row] == 1
+  changed["tokens_BxT"][row, first] = (changed["tokens_BxT"][row, first] + 5) % 28 + 4
+  after = np.asarray(score_packed(PARAMS, *args(changed), model=MODEL))
+  others = packed["segment_BxT"][row] > 1
+  np.testing.assert_array_equal(after[row, others], base[row, others])
+  assert not np.allclose(after[row, first], base[row, first])
+  # Each segment's log-probs equal those of its sequence scored alone in the unpacked layout.
+  unpacked, _ = _both_layouts(_groups())
+  alone = np.asarray(score(PARAMS, unpacked["tokens_BxT"], unpacked["mask_BxT"], model=MODEL, prompt_slots=8))
+  for r in range(int(packed["response_valid_R"].sum())):
+    where = packed["response_BxT"] & (packed["resp_of_token_BxT"] == r)
+    n = int(where.sum())
+    np.testing.assert_allclose(base[where], alone[r, :n], rtol=1e-5, atol=1e-6)
+    assert batching.per_token(packed, np.arange(16) == r)[where].all()

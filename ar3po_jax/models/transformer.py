@@ -155,7 +155,9 @@ class Attention(nn.Module):
     ) / math.sqrt(c.head_dim)
     query_slot_T = cache_index + jnp.arange(T)
     causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
-    allowed_BxTxS = causal_TxS[None] & kv_mask_BxS[:, None, :]
+    # A [B, T, S] mask is a full key mask per query (segments of a packed row); causality still applies.
+    key_mask_BxTxS = kv_mask_BxS[:, None, :] if kv_mask_BxS.ndim == 2 else kv_mask_BxS
+    allowed_BxTxS = causal_TxS[None] & key_mask_BxTxS
     scores_BxKxGxTxS = jnp.where(allowed_BxTxS[:, None, None], scores_BxKxGxTxS, _MASKED)
     probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(values_BxSxKxH.dtype)
     out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs, values_BxSxKxH)
@@ -196,7 +198,9 @@ class Transformer(nn.Module):
 
   positions_BxT: each token's position in its own sequence (left padding does not count).
   kv_mask_BxS: which key slots hold real tokens: the given tokens without a cache, the cache slots
-    with one (S = cache length).
+    with one (S = cache length). Without a cache it may also be a [B, T, T] mask of the keys each
+    query may see (a packed row: only its own segment, `sampling.segment_attention_mask`); the causal
+    mask applies on top either way.
   cache: None, or a list over layers of {"k", "v"} arrays [B, S, K, H]; cache_index is the slot of
     the first given token.
   last_only: logits of the last position only, [B, 1, V] (a prefill needs no others; the output
