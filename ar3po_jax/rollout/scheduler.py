@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ar3po_jax.rollout import records
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.strategies import StepState, Strategy, is_correct
 from ar3po_jax.rollout.strategies.base import rewards_all_equal
@@ -122,7 +123,7 @@ class Scheduler:
           f"but its metrics_doc declares {sorted(self.strategy.metrics_doc)}"
       )
     metrics.update(strategy_metrics)
-    return RolloutResult(groups=groups, metrics=metrics)
+    return RolloutResult(groups=groups, metrics=metrics, records=records.step_records(state, groups, state.step))
 
   def _verify_counts(self) -> dict[str, float]:
     counts = getattr(self.verifier, "metrics", dict)()
@@ -152,6 +153,7 @@ class Scheduler:
         r.reward = next(flat)
         r.step = state.step
         r.reused = False
+        r.stage = state.stages_run
       slot.responses.extend(batch)
 
   def _metrics(self, state: StepState, groups: list[Group], reused) -> dict:
