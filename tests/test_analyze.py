@@ -150,3 +150,33 @@ def test_the_command_writes_every_analysis_as_json_and_png(tmp_path, capsys):
   age = json.loads((out / "reuse_age.json").read_text())
   assert age["bins"][0]["solved_within_k"] == 1.0 and age["bins"][1]["solved_within_k"] is None  # NaN -> null
   assert "2 reuse events" in capsys.readouterr().out
+
+
+def _history(accuracies, responses_per_step, tokens_per_response):
+  """A strategies run's metrics: eval at steps 0, 1, 2, ..., cumulative responses and tokens."""
+  out, cum = [{"step": 0, "eval/accuracy": accuracies[0], "rollout/cum_responses": 0, "rollout/cum_tokens": 0}], 0
+  for step, acc in enumerate(accuracies[1:], start=1):
+    cum += responses_per_step
+    out.append({"step": step, "eval/accuracy": acc, "rollout/cum_responses": cum,
+                "rollout/cum_tokens": cum * tokens_per_response, "rollout/responses": responses_per_step,
+                "rollout/tokens": responses_per_step * tokens_per_response, "rollout/prompts_drawn": 4,
+                "rollout/prompts": 4})
+  return out
+
+
+def test_the_strategy_report_interpolates_step_responses_and_tokens_to_the_matched_accuracy():
+  from benchmarks import strategy_report
+
+  runs = {
+      "slow": [{"seed": 0, "history": _history([0.2, 0.3, 0.4], 10, 5), "meta": {}}],
+      "fast": [{"seed": 0, "history": _history([0.2, 0.6, 0.7], 20, 2), "meta": {}}],
+  }
+  out = strategy_report.aggregate(runs, ["slow", "fast"])
+  assert out["matched_accuracy"] == 0.4  # the lowest final accuracy
+  slow, fast = out["variants"]["slow"], out["variants"]["fast"]
+  assert (slow["step_to_matched_accuracy"], slow["responses_to_matched_accuracy"],
+          slow["tokens_to_matched_accuracy"]) == pytest.approx((2.0, 20.0, 100.0))
+  # fast passes 0.4 half way through step 1: (0.4 - 0.2) / (0.6 - 0.2) of 20 responses, 40 tokens.
+  assert (fast["step_to_matched_accuracy"], fast["responses_to_matched_accuracy"],
+          fast["tokens_to_matched_accuracy"]) == pytest.approx((0.5, 10.0, 20.0))
+  assert strategy_report._cost(fast) == "0.5, 10, 20"
