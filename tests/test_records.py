@@ -154,3 +154,28 @@ def test_a_short_real_run_writes_one_record_per_step_with_full_draws(tmp_path):
   # Pass rates over 3 samples are multiples of 1/3; the uids are the step's first two drawn prompts.
   assert all(abs(v * 3 - round(v * 3)) < 1e-5 for v in draw["pass_rates"].values())
   assert list(draw["pass_rates"]) == [e["uid"] for e in recs[0]["prompts"]][:2]
+
+
+@pytest.mark.slow
+def test_a_resumed_run_drops_the_records_of_the_steps_it_redoes(tmp_path):
+  import fake_setup
+
+  from ar3po_jax import train
+  from ar3po_jax.tasks import Setup
+
+  def run(steps):
+    tokenizer, model, params, train_prompts, eval_prompts = fake_setup.parts(0)
+    setup = Setup(tokenizer, model, params, train_prompts, {"heldout": eval_prompts},
+                  fake_setup.FirstCharVerifier(), "the fake task")
+    config = fake_setup.config("ar3po", steps=steps)
+    config.checkpoint.enabled, config.checkpoint.every, config.checkpoint.async_save = True, 1, False
+    train.run(config, str(tmp_path), setup, log=lambda m: None)
+
+  run(2)
+  # A run killed after logging step 2 but before checkpointing it leaves that step's record behind.
+  with open(tmp_path / records.RECORDS_FILE, "a") as f:
+    f.write(json.dumps({"step": 2, "prompts": [], "reuse": [], "stale": True}) + "\n")
+  run(3)
+  recs = records.read(str(tmp_path))
+  assert [r["step"] for r in recs] == [0, 1, 2]
+  assert "stale" not in recs[2] and len(recs[2]["prompts"]) == 4
