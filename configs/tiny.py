@@ -22,7 +22,9 @@ Expect (measured, seeds 0 / 1 / 2): warm-start histograms with 17 / 36 / 40% of 
 solved and 34 / 24 / 24% always solved; greedy held-out accuracy 0.574 -> 0.686, 0.420 -> 0.566 and
 0.394 -> 0.474 after 100 AR3PO steps (mean +11.3 points; most of it by step 25); about 5 responses per
 prompt for ar3po against 8 for grpo. Metrics in WORKDIR/metrics.jsonl, TensorBoard events in
-WORKDIR/tb, and WORKDIR/accuracy_vs_responses.png.
+WORKDIR/tb, and WORKDIR/accuracy_vs_responses.png. Per-step records (stage outcomes, reuse ages) in
+WORKDIR/records.jsonl, which `python -m ar3po_jax.analyze --workdir=WORKDIR` turns into the reuse-age
+and stage-1 analyses; the latter needs full draws: --config.analysis.full_draw_every=10.
 """
 
 try:

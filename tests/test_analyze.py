@@ -180,3 +180,18 @@ def test_the_strategy_report_interpolates_step_responses_and_tokens_to_the_match
   assert (fast["step_to_matched_accuracy"], fast["responses_to_matched_accuracy"],
           fast["tokens_to_matched_accuracy"]) == pytest.approx((0.5, 10.0, 20.0))
   assert strategy_report._cost(fast) == "0.5, 10, 20"
+
+
+def test_the_hard_task_mix_is_a_second_config_argument():
+  from configs import tiny
+
+  plain, hard = tiny.get_config("grpo"), tiny.get_config("grpo,hard")
+  assert tuple(hard.task.level_weights) == tiny.MIXES["hard"]["task.level_weights"] != tuple(plain.task.level_weights)
+  assert hard.workdir == "workdir/tiny_grpo_hard" and plain.workdir == ""
+  # Levels 4 and 5 carry more of the weight than in the default mix.
+  share = lambda w: sum(w[3:]) / sum(w)  # noqa: E731
+  assert share(hard.task.level_weights) > share(plain.task.level_weights)
+  budget = tiny.get_config("aero_budget,hard")
+  assert budget.rollout.aero.n_explore == 5 and budget.task.level_weights == hard.task.level_weights
+  with pytest.raises(ValueError, match="unknown task mix 'harder'"):
+    tiny.get_config("grpo,harder")
