@@ -27,7 +27,7 @@ writes the same files into each run folder).
 (b) stage1_vs_full.json: early stages against final difficulty, at steps with a full draw
   (`analysis.full_draw_every` > 0 in the run's config; none: `pairs` is 0 everywhere).
   phases[]          the run's steps in thirds ("early", "middle", "late") and "all":
-    steps           [first, last] sampling step of the phase
+    steps           [first, last] sampling step of the phase (null: the run is too short to have it)
     pairs           (prompt, full draw) pairs in the phase
     spearman        Spearman rank correlation (average ranks for ties) between the prompt's stage-1
                     success (fraction correct of the responses of the first stage in which it was
@@ -212,10 +212,10 @@ def stage1_vs_full(recs: Sequence[dict]) -> dict:
   def row(name, first, last):
     inside = [(a, b) for s, a, b in pairs if first <= s <= last]
     xs, ys = [a for a, _ in inside], [b for _, b in inside]
-    return {"phase": name, "steps": [first, last], "pairs": len(inside), "spearman": spearman(xs, ys),
-            "stage1_mean": _mean(xs), "full_mean": _mean(ys)}
+    return {"phase": name, "steps": [first, last] if first <= last else None, "pairs": len(inside),
+            "spearman": spearman(xs, ys), "stage1_mean": _mean(xs), "full_mean": _mean(ys)}
 
-  bounds = [lo + (span * i) // 3 for i in range(4)]
+  bounds = [lo + -(-span * i // 3) for i in range(4)]  # ceil: a run shorter than 3 steps leaves late empty
   phases = [row(name, bounds[i], bounds[i + 1] - 1) for i, name in enumerate(PHASES)]
   phases.append(row("all", lo, hi))
   samples = sorted({int(r["full_draw"]["samples"]) for r in recs if r.get("full_draw")})
@@ -342,7 +342,7 @@ def plot_stage1(recs: Sequence[dict], result: dict, path: str) -> None:
   pairs = stage1_pairs(recs)
   fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), sharey=True)
   for ax, phase in zip(axes, result["phases"][:3]):
-    first, last = phase["steps"]
+    first, last = phase["steps"] or (0, -1)
     inside = [(a, b) for s, a, b in pairs if first <= s <= last]
     if inside:
       jitter = np.random.default_rng(0).uniform(-0.015, 0.015, (len(inside), 2))
@@ -408,7 +408,8 @@ def main(argv=None) -> None:
             f"nonzero_frac {_fmt(r['nonzero_frac'])}")
     print("(b) stage-1 success against full-draw pass rate (Spearman):")
     for r in res["stage1_vs_full"]["phases"]:
-      print(f"  {r['phase']:>6}  steps {r['steps'][0]}-{r['steps'][1]}  pairs {r['pairs']:4d}  "
+      steps = f"{r['steps'][0]}-{r['steps'][1]}" if r["steps"] else "none"
+      print(f"  {r['phase']:>6}  steps {steps:>7}  pairs {r['pairs']:4d}  "
             f"spearman {_fmt(r['spearman'])}")
   if args.sweep:
     result = buffer_sweep([w for w in args.sweep.split(",") if w])

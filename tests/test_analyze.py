@@ -195,3 +195,9 @@ def test_the_hard_task_mix_is_a_second_config_argument():
   assert budget.rollout.aero.n_explore == 5 and budget.task.level_weights == hard.task.level_weights
   with pytest.raises(ValueError, match="unknown task mix 'harder'"):
     tiny.get_config("grpo,harder")
+
+
+def test_a_run_shorter_than_three_steps_has_empty_phases():
+  recs = [{"step": 0, "prompts": [], "reuse": []}, {"step": 1, "prompts": [], "reuse": []}]
+  phases = analyze.stage1_vs_full(recs)["phases"]
+  assert [p["steps"] for p in phases] == [[0, 0], [1, 1], None, [0, 1]]
