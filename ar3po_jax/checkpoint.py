@@ -58,7 +58,7 @@ ITEMS = ("state", "arrays", "host")
 # strategy presets only fill other fields, which are compared themselves.)
 RESUMABLE_CHANGES = (
     "rl.steps", "rl.max_skipped_steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.",
-    "model.export_every", "presets.",
+    "model.export_every", "presets.", "analysis.",
 )
 
 

@@ -33,6 +33,7 @@ from ar3po_jax.engine import EngineConfig
 from ar3po_jax.engine.sampler import EngineSampler
 from ar3po_jax.policy import PolicySampler
 from ar3po_jax.rollout import ReplayBuffer, Scheduler, make_strategy
+from ar3po_jax.rollout import records as records_lib
 from ar3po_jax.rollout.strategies import REGISTRY as STRATEGIES
 from ar3po_jax.sampling import SamplingParams, score, score_packed
 from ar3po_jax.tasks.registry import Setup
@@ -126,6 +127,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
       workdir, config.log.tensorboard, active=jax.process_index() == 0, append=bool(restored)
   )
   writer.history.extend(logged)
+  record_log = records_lib.RecordLog(workdir, jax.process_index() == 0, start_step if restored else None)
   eval_prompts = setup.eval_prompts[: config.eval.num_prompts]
   text_samples = config.eval.get("text_samples", 4)
 
@@ -180,6 +182,11 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     counters.cum_responses += int(step_metrics["rollout/responses"])
     counters.cum_tokens += int(step_metrics["rollout/tokens"])
 
+    # The analyses' full draw (analysis.full_draw_every; off by default): G samples at this policy.
+    if rollout.records is not None and records_lib.full_draw_due(config.get("analysis"), step):
+      rollout.records["full_draw"] = records_lib.full_draw(
+          sampler, verifier, setup.train_prompts, rollout.records, config.analysis)
+
     # pi_old / pi_ref, then the update.
     update_start = time.time()
     if rollout.groups:
@@ -232,6 +239,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     step_metrics["time/step_s"] = time.time() - step_start
     step_metrics["time/elapsed_s"] = time.time() - start
     writer.write(step + 1, step_metrics)
+    record_log.write(rollout.records)
     skip_guard.observe(step + 1, step_metrics.get("train/skipped_steps"), step_metrics)
     bar.set_postfix(metrics_lib.live_postfix(step_metrics), refresh=False)
     if "eval/accuracy" in step_metrics:

@@ -43,6 +43,7 @@ class Response:
   penalty: reward shaping added on top of `reward` for training only (DAPO's overlong penalty, <= 0).
   step: the training step whose policy sampled it.
   reused: it came from the replay buffer, not from this step's sampling.
+  stage: the stage (0-based) of its sampling step that sampled it; a reused response keeps its own.
   """
 
   token_ids: np.ndarray
@@ -53,6 +54,7 @@ class Response:
   penalty: float = 0.0
   step: int = 0
   reused: bool = False
+  stage: int = 0
 
   @property
   def num_tokens(self) -> int:
@@ -90,10 +92,12 @@ class Group:
 
 @dataclasses.dataclass
 class RolloutResult:
-  """What one step's rollout hands to the update: the final groups and the rollout cost metrics."""
+  """What one step's rollout hands to the update: the final groups and the rollout cost metrics, and
+  the step's record for the run's analyses (`ar3po_jax.rollout.records`; None when not built)."""
 
   groups: list[Group]
   metrics: dict[str, float]
+  records: dict | None = None
 
 
 class Sampler(Protocol):

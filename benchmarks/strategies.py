@@ -1,7 +1,13 @@
-r"""The four rollout strategies on the embedded task, several seeds each, at one step budget.
+r"""The rollout strategies on the embedded task, several seeds each, at one step budget.
 
   .venv/bin/python -m benchmarks.strategies --steps=60 --seeds=0,1,2 \
-      --workdir=/tmp/ar3po_bench [--variants=grpo,ar3po] [--override=rl.lr=1e-4] [--aggregate_only]
+      --workdir=/tmp/ar3po_bench [--variants=grpo,ar3po] [--mix=hard] [--override=rl.lr=1e-4] [--aggregate_only]
+
+The default variants are the strategies (DEFAULT_VARIANTS); the replay-buffer sizes of AR3PO
+(`ar3po_buf*`) are variants too, run by `benchmarks.buffer_sweep`. `--mix=hard` trains on
+configs/tiny.py's harder level mix (MIXES there), with its own warm starts and results folder
+(RESULTS_hard by default). Each run folder (WORKDIR/runs/<variant>_seed<k>[_<mix>]) keeps the run's
+config.json, metrics.jsonl and records.jsonl, which `python -m ar3po_jax.analyze` reads.
 
 Each (variant, seed) run trains from the warm start of its seed (computed once per seed and cached
 in WORKDIR/cache, shared by every variant) and leaves its metrics history in
@@ -22,9 +28,11 @@ import argparse
 import ast
 import json
 import os
+import sys
 import time
 
 from benchmarks import strategy_report
+from configs import tiny
 
 # name -> (strategy, config overrides). The (S, k) sweep of docs/ALGORITHMS.md keeps S * k = 8, GRPO's G.
 VARIANTS = {
@@ -35,7 +43,25 @@ VARIANTS = {
     "ar3po_s4k2": ("ar3po", {"rollout.ar3po.stages": 4, "rollout.ar3po.k": 2}),
     "ar3po_s8k1": ("ar3po", {"rollout.ar3po.stages": 8, "rollout.ar3po.k": 1}),
     "aero": ("aero", {}),
+    "greso": ("greso", {}),
+    "knapsack": ("knapsack", {}),
+    "pods": ("pods", {}),
+    # configs/tiny.py's named variants (AERO at GRPO's budget), with the same fields.
+    **{name: (strategy, dict(fields)) for name, (strategy, fields) in tiny.VARIANTS.items()},
 }
+DEFAULT_VARIANTS = tuple(VARIANTS)
+# The replay-buffer sweep (issue 15, `benchmarks.buffer_sweep`): AR3PO (Option I) with
+# rollout.buffer.per_prompt / total; buf0 turns reuse off (the buffer needs sizes >= 1), which the
+# analysis reports as (0, 0). tot64: a shared budget of 64 responses for the 512-prompt pool.
+BUFFER_VARIANTS = {
+    "ar3po_buf0": ("ar3po", {"rollout.ar3po.reuse": False}),
+    "ar3po_buf1": ("ar3po", {"rollout.buffer.per_prompt": 1}),
+    "ar3po_buf2": ("ar3po", {"rollout.buffer.per_prompt": 2}),
+    "ar3po_buf4": ("ar3po", {"rollout.buffer.per_prompt": 4}),
+    "ar3po_buf2_tot64": ("ar3po", {"rollout.buffer.per_prompt": 2, "rollout.buffer.total": 64}),
+}
+VARIANTS.update(BUFFER_VARIANTS)
+MIXES = ("",) + tuple(tiny.MIXES)
 SIMULATED_STEPS = 3
 
 
@@ -43,7 +69,10 @@ SIMULATED_STEPS = 3
 def parse_args(argv=None) -> argparse.Namespace:
   # argparse, not absl flags: ar3po_jax.simulate defines absl flags (--steps, --seed) at import.
   p = argparse.ArgumentParser(prog="python -m benchmarks.strategies", description=__doc__.split("\n\n")[0])
-  p.add_argument("--variants", default=",".join(VARIANTS), help=f"Comma-separated, from {list(VARIANTS)}.")
+  p.add_argument(
+      "--variants", default=",".join(DEFAULT_VARIANTS), help=f"Comma-separated, from {list(VARIANTS)}."
+  )
+  p.add_argument("--mix", default="", choices=MIXES, help="Task mix of configs/tiny.py (MIXES); empty: the default.")
   p.add_argument(
       "--seeds", default="0,1,2", help="Comma-separated; each has its own warm start, data order and sampling."
   )
@@ -55,7 +84,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument(
       "--cache_dir", default="", help="Tokenizer and warm-start cache (config.cache_dir); empty: WORKDIR/cache."
   )
-  p.add_argument("--results", default="benchmarks/results/strategies", help="Where histories, summaries and plots go.")
+  p.add_argument(
+      "--results", default="benchmarks/results/strategies",
+      help="Where histories, summaries and plots go; with --mix=M, RESULTS_M unless given.",
+  )
   p.add_argument(
       "--override", action="append", default=[], help="FIELD=VALUE for every run's config, e.g. rl.lr=1e-4; repeatable."
   )
@@ -63,6 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
       "--aggregate_only", action="store_true", help="Run nothing; rebuild the table and plots from existing runs."
   )
   args = p.parse_args(argv)
+  given = sys.argv[1:] if argv is None else argv
+  if args.mix and not any(a == "--results" or a.startswith("--results=") for a in given):
+    args.results = f"{args.results}_{args.mix}"
   args.variants = [v for v in args.variants.split(",") if v]
   args.seeds = [int(s) for s in args.seeds.split(",") if s]
   unknown = sorted(set(args.variants) - set(VARIANTS))
@@ -88,11 +123,11 @@ def _set(config, dotted: str, value) -> None:
   node[leaf] = value
 
 
-def make_config(variant: str, seed: int, steps: int, eval_every: int, overrides: list[str], cache_dir: str = ""):
-  from configs import tiny
-
+def make_config(
+    variant: str, seed: int, steps: int, eval_every: int, overrides: list[str], cache_dir: str = "", mix: str = ""
+):
   strategy, variant_overrides = VARIANTS[variant]
-  config = tiny.get_config(strategy)
+  config = tiny.get_config(f"{strategy},{mix}" if mix else strategy)
   config.seed = seed
   config.rl.steps = steps
   config.eval.every = eval_every
@@ -130,6 +165,11 @@ def predict(config, pass_rates: list[float], seed: int, workdir: str) -> dict:
   return {k: row[k] for k in keys}
 
 
+def run_folder(workdir: str, variant: str, seed: int, mix: str = "") -> str:
+  """The run's folder: its config.json, metrics.jsonl and records.jsonl."""
+  return os.path.join(workdir, "runs", f"{variant}_seed{seed}" + (f"_{mix}" if mix else ""))
+
+
 def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
   results = args.results
   name = f"{variant}_seed{seed}"
@@ -145,16 +185,22 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, log) -> None:
   jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   cache_dir = args.cache_dir or os.path.join(args.workdir, "cache")
-  config = make_config(variant, seed, args.steps, args.eval_every, args.override, cache_dir)
+  config = make_config(variant, seed, args.steps, args.eval_every, args.override, cache_dir, args.mix)
   setup = tasks.build_setup(config, workdir, log)
+  run_dir = run_folder(workdir, variant, seed, args.mix)
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, "config.json"), "w") as f:  # what `ar3po_jax.analyze --sweep` reads
+    f.write(config.to_json_best_effort(indent=1))
   start = time.time()
-  history = train.run(config, os.path.join(workdir, "runs", name), setup, log)
+  history = train.run(config, run_dir, setup, log)
   seconds = time.time() - start
   meta = {
       "variant": variant,
       "seed": seed,
       "strategy": config.rollout.strategy,
       "steps": config.rl.steps,
+      "mix": args.mix,
+      "run_dir": run_dir,
       "overrides": {**VARIANTS[variant][1], **dict(o.split("=", 1) for o in args.override)},
       "run_seconds": seconds,
       "warm_start_pass_rates": setup.report["pass_rates"],

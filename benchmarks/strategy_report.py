@@ -2,10 +2,12 @@
 accuracy and rollout cost, the simulator's prediction beside the measured cost, plots, and the
 headline ratios of docs/ALGORITHMS.md (AR3PO against GRPO and DAPO).
 
-"At matched accuracy" compares the cumulative responses each variant needed for its seed-mean
-held-out accuracy to first reach a common level: the lowest final seed-mean accuracy among the
-variants compared, so that every one of them reaches it. Between two evaluations the responses are
-interpolated linearly.
+"At matched accuracy" compares the cumulative responses and tokens each variant needed for its
+seed-mean held-out accuracy to first reach a common level: the lowest final seed-mean accuracy among
+the variants compared, so that every one of them reaches it. Between two evaluations the step,
+responses and tokens are interpolated linearly; a variant already at the level before RL has no cost
+to compare ("-"). Per variant: `step_to_matched_accuracy`, `responses_to_matched_accuracy`,
+`tokens_to_matched_accuracy` in summary.json, the last two as table columns.
 """
 
 from __future__ import annotations
@@ -137,8 +139,9 @@ def aggregate(runs: dict[str, list[dict]], order: list[str]) -> dict:
     level = min(finals.values())
     out["matched_accuracy"] = level
     for v in variants:
-      xs, ys = mean_curve(runs[v], "rollout/cum_responses")
-      out["variants"][v]["responses_to_matched_accuracy"] = cost_to_reach(xs, ys, level)
+      for x, name in (("step", "step"), ("rollout/cum_responses", "responses"), ("rollout/cum_tokens", "tokens")):
+        xs, ys = mean_curve(runs[v], x)
+        out["variants"][v][f"{name}_to_matched_accuracy"] = cost_to_reach(xs, ys, level)
   out["headline"] = _headline(out)
   return out
 
@@ -173,12 +176,20 @@ def _fmt(pair, spec: str = ".3f") -> str:
   return f"{mean:{spec}} ± {std:{spec}}"
 
 
+def _cost(row: dict) -> str:
+  """Step, responses and tokens to the matched accuracy, '-' where the curve never reaches it."""
+  values = [row.get(f"{k}_to_matched_accuracy", float("nan")) for k in ("step", "responses", "tokens")]
+  if not all(np.isfinite(v) for v in values):
+    return "-"
+  return f"{values[0]:.1f}, {values[1]:,.0f}, {values[2]:,.0f}"
+
+
 def markdown(out: dict) -> str:
   head = (
       "| variant | seeds | accuracy start → final | responses | tokens | RL wall-clock (s) | resp./prompt (simulated) |"
       " resp./kept prompt | resp./prompt first → last 10 steps | zero-adv before → after reuse |"
       " all-wrong before → after |"
-      f" responses to acc. {out.get('matched_accuracy', float('nan')):.3f} |"
+      f" step, responses, tokens to acc. {out.get('matched_accuracy', float('nan')):.3f} |"
   )
   lines = [head, "|" + "---|" * 12]
   for v, r in out["variants"].items():
@@ -191,7 +202,7 @@ def markdown(out: dict) -> str:
         f" {r['responses_per_prompt_first10'][0]:.2f} → {r['responses_per_prompt_last10'][0]:.2f} |"
         f" {r['frac_zero_adv_before_reuse'][0]:.3f} → {r['frac_zero_adv_after_reuse'][0]:.3f} |"
         f" {r['frac_all_wrong_before_reuse'][0]:.3f} → {r['frac_all_wrong_after_reuse'][0]:.3f} |"
-        f" {r['responses_to_matched_accuracy']:,.0f} |"
+        f" {_cost(r)} |"
     )
   if out.get("headline"):
     lines.append("")

@@ -213,6 +213,14 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.eval.batch_size = 500
   c.eval.text_samples = 4  # held-out completions shown with their rewards as TensorBoard text per eval
 
+  # The run's own analyses (ar3po_jax.analyze). Every step writes WORKDIR/records.jsonl; a full draw
+  # samples full_draw_samples fresh responses for full_draw_prompts of the step's prompts before the
+  # update every full_draw_every steps (0: never), which costs extra sampling, so it is off by default.
+  c.analysis = ml_collections.ConfigDict()
+  c.analysis.full_draw_every = 0
+  c.analysis.full_draw_samples = 8
+  c.analysis.full_draw_prompts = 32
+
   c.mesh = mesh()
 
   c.log = ml_collections.ConfigDict()

@@ -10,7 +10,8 @@ cached in the workdir):
   python -m ar3po_jax.main --config=configs/tiny.py:ar3po --workdir=/tmp/ar3po_tiny
 
 The argument picks the rollout strategy: any registered one (grpo, dapo, ar3po (the default), aero,
-greso, knapsack, pods, ...), or a named variant of one (VARIANTS below: aero_budget). Override any
+greso, knapsack, pods, ...), or a named variant of one (VARIANTS below: aero_budget), optionally
+followed by a task mix after a comma (MIXES below: `configs/tiny.py:grpo,hard`). Override any
 field with --config.FIELD=VALUE, e.g. --config.rl.steps=50 --config.rollout.ar3po.k=2.
 Every field, and how strategy presets and the data root work: configs/common.py.
 
@@ -21,7 +22,9 @@ Expect (measured, seeds 0 / 1 / 2): warm-start histograms with 17 / 36 / 40% of 
 solved and 34 / 24 / 24% always solved; greedy held-out accuracy 0.574 -> 0.686, 0.420 -> 0.566 and
 0.394 -> 0.474 after 100 AR3PO steps (mean +11.3 points; most of it by step 25); about 5 responses per
 prompt for ar3po against 8 for grpo. Metrics in WORKDIR/metrics.jsonl, TensorBoard events in
-WORKDIR/tb, and WORKDIR/accuracy_vs_responses.png.
+WORKDIR/tb, and WORKDIR/accuracy_vs_responses.png. Per-step records (stage outcomes, reuse ages) in
+WORKDIR/records.jsonl, which `python -m ar3po_jax.analyze --workdir=WORKDIR` turns into the reuse-age
+and stage-1 analyses; the latter needs full draws: --config.analysis.full_draw_every=10.
 """
 
 try:
@@ -42,17 +45,31 @@ VARIANTS = {
     # 8.35 / 8.80). The default aero (8, then 2 at a time up to 16) spends 9.53 / 11.15 / 11.54 there.
     "aero_budget": ("aero", {"rollout.aero.n_explore": 5, "rollout.aero.budget": 13, "rollout.aero.n_extra": 4}),
 }
+# Task mixes: the second part of the argument (`grpo,hard`), applied after the variant's fields. A mix
+# changes the problems, so the held-out split, the tokenizer and the warm start change with it (their
+# cache keys include every task field) and its runs get their own workdir.
+MIXES = {
+    # Weight moved from the levels learned first (1, 2) to two-digit sums with and without a carry (4)
+    # and multi-step problems (5), so that more prompts sit between never and always solved after the
+    # warm start and stay there longer. The default mix plateaus by about step 25 (issue 15).
+    "hard": {"task.level_weights": (1.0, 0.5, 1.5, 3.0, 3.0)},
+}
 
 
 def get_config(arg: str | None = None):
-  name = arg or "ar3po"
+  name, _, mix = (arg or "ar3po").partition(",")
+  name = name or "ar3po"
   strategy, fields = VARIANTS.get(name, (name, {}))
   if strategy not in common.REGISTRY:
     raise ValueError(f"configs/tiny.py: unknown strategy {name!r}; choose one of {STRATEGIES} or a variant "
                      f"{tuple(VARIANTS)}")
+  if mix and mix not in MIXES:
+    raise ValueError(f"configs/tiny.py: unknown task mix {mix!r} in {arg!r}; choose one of {tuple(MIXES)}")
   c = common.base(strategy)
+  fields = {**fields, **MIXES.get(mix, {})}
   if fields:
-    c.workdir = f"workdir/tiny_{name}"  # not aero's: a checkpoint there belongs to another run
+    # Not the plain strategy's: a checkpoint there belongs to another run.
+    c.workdir = f"workdir/tiny_{name}" + (f"_{mix}" if mix else "")
   for dotted, value in fields.items():
     *parents, leaf = dotted.split(".")
     node = c

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ar3po_jax.rollout import records
 from ar3po_jax.rollout.buffer import ReplayBuffer
 from ar3po_jax.rollout.strategies import StepState, Strategy, is_correct
 from ar3po_jax.rollout.strategies.base import rewards_all_equal
@@ -125,7 +126,7 @@ class Scheduler:
           f"but its metrics_doc declares {sorted(self.strategy.metrics_doc)}"
       )
     metrics.update(strategy_metrics)
-    return RolloutResult(groups=groups, metrics=metrics)
+    return RolloutResult(groups=groups, metrics=metrics, records=records.step_records(state, groups, state.step))
 
   def _run_barrier(self, state: StepState, rng: np.random.Generator, timing: dict[str, float]) -> None:
     while True:
@@ -217,6 +218,7 @@ class Scheduler:
         r.reward = next(flat)
         r.step = step
         r.reused = False
+        r.stage = state.stages_run
       slot.responses.extend(batch)
 
   def _metrics(self, state: StepState, groups: list[Group], reused) -> dict:
