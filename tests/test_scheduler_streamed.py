@@ -64,8 +64,9 @@ def _rollout(name, sampler, n, steps=2):
   out = []
   for step in range(steps):
     result = scheduler.rollout(step, np.random.default_rng([7, step]))
-    groups = [(g.prompt.uid, [r.text for r in g.responses], g.correct.tolist(), g.train_mask, g.posterior_mean)
-              for g in result.groups]
+    groups = [(g.prompt.uid, [(r.text, r.stage) for r in g.responses], g.correct.tolist(), g.train_mask,
+               g.posterior_mean) for g in result.groups]
+    assert result.records is not None
     metrics = {k: "nan" if v != v else v for k, v in result.metrics.items() if not k.startswith("time/")}
     out.append((groups, metrics))
   return scheduler, out

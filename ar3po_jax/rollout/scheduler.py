@@ -181,7 +181,7 @@ class Scheduler:
       if not complete:
         continue
       batches = [[r for _, r in sorted(waiting.pop(i)[1], key=lambda jr: jr[0])] for i in complete]
-      self._verify([state.slots[i] for i in complete], batches, state.step, timing)
+      self._verify([state.slots[i] for i in complete], batches, [stage_of[i] for i in complete], state.step, timing)
       for i in complete:
         stage_of[i] += 1
         queue_next(i)
@@ -200,10 +200,11 @@ class Scheduler:
     timing["time/sample_s"] += time.perf_counter() - start
     if len(batches) != len(slots) or any(len(b) != n for b, n in zip(batches, wanted)):
       raise ValueError(f"sampler returned {[len(b) for b in batches]} responses, asked for {wanted}")
-    self._verify(slots, batches, state.step, timing)
+    self._verify(slots, batches, [state.stages_run] * len(slots), state.step, timing)
 
-  def _verify(self, slots, batches, step: int, timing: dict[str, float]) -> None:
-    """Scores batches[i] (the new responses of slots[i]) in one verifier call and appends them."""
+  def _verify(self, slots, batches, stages: list[int], step: int, timing: dict[str, float]) -> None:
+    """Scores batches[i] (the new responses of slots[i], sampled in its stage stages[i]) in one verifier
+    call and appends them."""
     texts = [r.text for b in batches for r in b]
     answers = [s.prompt.answer for s, b in zip(slots, batches) for _ in b]
     start = time.perf_counter()
@@ -213,12 +214,12 @@ class Scheduler:
       raise ValueError(f"verifier returned shape {rewards.shape} for {len(texts)} texts")
 
     flat = iter(rewards.tolist())
-    for slot, batch in zip(slots, batches):
+    for slot, batch, stage in zip(slots, batches, stages):
       for r in batch:
         r.reward = next(flat)
         r.step = step
         r.reused = False
-        r.stage = state.stages_run
+        r.stage = stage
       slot.responses.extend(batch)
 
   def _metrics(self, state: StepState, groups: list[Group], reused) -> dict:
