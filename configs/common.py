@@ -140,7 +140,7 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   # "static": one padded launch per stage (ar3po_jax/policy.py; also what several processes use).
   c.rollout.sampler = "engine"
   c.rollout.engine = ml_collections.ConfigDict()
-  c.rollout.engine.slots = 128  # decode rows (a multiple of the data-parallel size)
+  c.rollout.engine.slots = 64  # decode rows (a multiple of the data-parallel size); benchmarks/rollout.py
   c.rollout.engine.steps_per_call = 8  # decode steps per device call; the host refills slots between calls
   c.rollout.engine.prefill_chunk = 32  # prompt tokens per row per prefill call
   c.rollout.engine.num_buckets = 4  # attention-width buckets over the cache (compiled decode variants)
