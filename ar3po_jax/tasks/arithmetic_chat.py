@@ -1,5 +1,5 @@
 r"""The arithmetic task for a pretrained chat model: the project's generator (`tasks.arithmetic`)
-rendered in the model's chat template with the boxed-answer instruction, on a Hugging Face
+rendered in the model's chat template with an answer instruction, on a Hugging Face
 checkpoint (configs/hf.py:STRATEGY,arithmetic_chat).
 
   train, eval_ = arithmetic_chat.make_prompts(config.task, template, tokenizer)
@@ -7,23 +7,32 @@ checkpoint (configs/hf.py:STRATEGY,arithmetic_chat).
 
 Why this task: RL with a group baseline learns only from prompts the policy sometimes solves and
 sometimes not. SmolLM2-135M-Instruct answers 0 of 32 GSM8K test problems greedily (issue 12), so
-GSM8K gives it no signal; issue 12 measured it solving single-digit sums in about 15% of samples at
-temperature 1 (48 prompts x 4 samples).
+GSM8K gives it no signal.
 
-Measured (benchmarks/smollm2_levels.py, SmolLM2-135M-Instruct as scripts/smollm2_hf.py builds it:
-the Q4_1 GGUF dequantized to float32; temperature 1, 128 new tokens, on a 2-core CPU shared by many
-jobs): level 1 (340+6) 0 of 48 samples correct (12 prompts x 4), 73% of responses cut at 128 tokens
-(it reasons at length, and wrongly: "990 + 6 ... multiplying 990 by 6"); single-digit sums
-(`single_digit_sums`, level 0) 0 of 32 (8 x 4), 66% cut (it writes "3+5=8", never boxes it, then
-drifts into noise at temperature 1). Levels 2 to 5 were not measured (no easier than level 1). So
-at this budget and temperature this model has no mixed prompts on any level: the Q4_1 weights may be
-weaker than the release issue 12 measured (15% on single-digit sums). SMOLLM2_LEVEL_WEIGHTS is
-therefore NOT chosen from a histogram: it weights the easiest levels, a placeholder until levels 0
-to 2 are measured with a longer budget or a lower temperature (on a quiet machine or a GPU).
+Measured (benchmarks/smollm2_levels.py, SmolLM2-135M-Instruct as scripts/smollm2_hf.py builds it: the
+Q4_1 GGUF dequantized to float32; 2-core CPU shared with other jobs, load average 5 to 10):
+
+  python -m benchmarks.smollm2_levels --checkpoint=/tmp/smollm2_hf --prompts=12 --samples=4 \
+      --max_new_tokens=64 --temperature=0.7 --levels=0,1,2 --answer_format=number
+
+  answer_format=number, temperature 0.7, 64 tokens (12 prompts x 4 samples a level):
+    level 0 (3+5)    pass rate 0.562  histogram of correct per prompt (0..4) [2, 0, 3, 7, 0]  mixed 83%
+    level 1 (340+6)  pass rate 0.104  histogram [8, 3, 1, 0, 0]                               mixed 33%
+    level 2          pass rate 0.104  histogram [10, 0, 1, 1, 0]                              mixed 17%
+  answer_format=boxed (the boxed instruction), temperature 1, 128 tokens (last session): level 1 0 of 48
+  samples (73% cut at 128 tokens: it reasons at length, and wrongly), level 0 0 of 32 (it writes
+  "3+5=8", never boxes it, then drifts into noise).
+So the model can add but ignores the box: asked for the bare number it answers "3 + 5 = 8" in about 22
+tokens. The task therefore asks for the final number alone and reads the last number when there is no
+box (`NumberVerifier`), and mixes single-digit sums and level 1 at 3:1 (SMOLLM2_SINGLE_DIGIT_WEIGHT,
+SMOLLM2_LEVEL_WEIGHTS), which expects about 70% of prompts mixed at 4 samples. Levels 3 to 5 were not
+measured. 12 prompts a level is a small sample: the histograms guide the mix, they are not precise rates.
 
 Our choices: the worked solutions and the teacher's slip are unused (no warm start: the model is
 pretrained); the training pool is the distinct problems of a fixed seed, disjoint from the held-out
-split as in the embedded task; the verifier checks the last \boxed{} integer (`ExactVerifier`).
+split as in the embedded task; task.answer_format picks the instruction and the verifier ("boxed": the
+last \boxed{} integer, `ExactVerifier`; "number": the bare final number, `NumberVerifier`), a field
+of the task rather than of the loop.
 """
 
 from __future__ import annotations
@@ -238,7 +247,8 @@ def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -
     raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {policy.config.vocab_size}")
   train_prompts, eval_prompts = make_prompts(config.task, template, tokenizer)
   log(f"task: {len(train_prompts):,} distinct training problems, {len(eval_prompts)} held out, "
-      f"level weights {tuple(config.task.level_weights)}")
+      f"level weights {tuple(config.task.level_weights)}, single-digit weight "
+      f"{config.task.get('single_digit_weight', 0.0)}, answer format {config.task.get('answer_format', 'boxed')}")
   eval_sets = {"arithmetic": eval_prompts}
   for name, spec in config.eval.get("benchmarks", {}).items():
     found, _ = datasets.load(
@@ -259,6 +269,7 @@ def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -
       export=export,
       report={
           "task": {"name": NAME, "level_weights": list(config.task.level_weights), "num_train": len(train_prompts),
+                   "single_digit_weight": config.task.get("single_digit_weight", 0.0),
                    "answer_format": config.task.get("answer_format", "boxed")}
       },
   )
