@@ -12,8 +12,10 @@ shared sets by default.
 The argument is STRATEGY[,TASK]: strategy grpo | dapo | ar3po | aero; task
   gsm8k            (default) train on GSM8K's train split, evaluate on its test split;
   dapo_math        DAPO-Math-17k, evaluated on MATH-500, AIME24 and AMC23 (the papers' sets);
-  arithmetic_chat  the project's arithmetic problems in the chat template, at the levels where
-                   SmolLM2-135M-Instruct's answers are mixed (ar3po_jax/tasks/arithmetic_chat.py).
+  arithmetic_chat  the project's arithmetic problems in the chat template, asking for the bare final
+                   number (task.answer_format), at the levels where SmolLM2-135M-Instruct's answers
+                   are mixed: single-digit sums and level 1 at 3:1, temperature 0.7, 64 new tokens
+                   (measured: ar3po_jax/tasks/arithmetic_chat.py).
 Data paths are fields (task.path, eval.benchmarks.NAME.path) relative to task.data_root, by default
 the shared data folder: $AR3PO_DATA_ROOT, else ../shared/data beside the repository (configs/common.py).
 
@@ -23,7 +25,9 @@ Our choices (none measured as optimal): float32 weights and activations (small m
 GPU; set --config.model.dtype=bfloat16 for large ones), the mesh `data=-1` (every device, data
 parallel; give mesh.fsdp=N when the float32 weights, gradients and Adam moments, 16 bytes a
 parameter, do not fit one device), ChatML prompts (set --config.tokenizer.format=llama3_chat for Llama
-3), the boxed-answer instruction, and the batch sizes and learning rates below.
+3), the boxed-answer instruction (arithmetic_chat: the bare number), and the batch sizes and learning
+rates below. On CPU the first update compiles for many minutes per batch shape (BENCHMARKS.md section 5):
+arithmetic_chat sets rl.row_buckets=1 and rl.response_buckets=1, one shape per prompt width.
 """
 
 import ml_collections
@@ -117,6 +121,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     r.dapo.overlong_buffer = 16  # ours
     rl.lr = 2e-6  # ours
     rl.steps = 50  # ours
+    # One update shape (per prompt width): on a CPU each compile of SmolLM2's update took 1,469 s at half a
+    # core (BENCHMARKS.md section 5), far more than the padding to the longest rows and slots costs.
+    rl.row_buckets = 1
+    rl.response_buckets = 1
     e.every = 10
     e.num_prompts = 128
     e.temperature = SMOLLM2_MEASURED["temperature"]  # as the pass-rate measurement
