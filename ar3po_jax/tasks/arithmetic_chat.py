@@ -54,9 +54,9 @@ SMOLLM2_PASS_RATES = {0: 0.562, 1: 0.104, 2: 0.104}
 # Levels 1..5 (task.level_weights) and level 0 (task.single_digit_weight), chosen from the histogram: level 0
 # is mixed on 83% of prompts, level 1 on 33%, level 2 on 17%; 3:1 of levels 0 and 1 expects about 70% mixed.
 SMOLLM2_SINGLE_DIGIT_WEIGHT = 3.0
+SMOLLM2_LEVEL_WEIGHTS = (1.0, 0.0, 0.0, 0.0, 0.0)
 # The sampling the pass rates were measured at; configs/hf.py's task samples and evaluates the same way.
 SMOLLM2_MEASURED = {"answer_format": "number", "temperature": 0.7, "max_new_tokens": 64}
-SMOLLM2_LEVEL_WEIGHTS = (1.0, 0.0, 0.0, 0.0, 0.0)
 # task.answer_format: where the model is asked to put its answer, and where the verifier reads it.
 #   boxed   the template's boxed instruction (tokenizer.instruction="boxed"); reward: the last \boxed{} integer.
 #   number  NUMBER_INSTRUCTION after the question (tokenizer.instruction="none"); reward: the last \boxed{}
