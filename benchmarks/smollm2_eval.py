@@ -123,7 +123,15 @@ def main(argv=None) -> dict:
   sides = {}
   for path in filter(None, args.combine.split(",")):  # sides measured by separate processes (run in parallel)
     with open(path) as f:
-      sides.update(json.load(f)["sides"])
+      found = json.load(f)["sides"]
+    for name, side in found.items():  # a side run on more problems is compared on the first --problems
+      if len(side["ids"]) < len(prompts):
+        raise ValueError(f"{path}: side {name!r} has {len(side['ids'])} answers, fewer than --problems={len(prompts)}")
+      if len(side["ids"]) > len(prompts):
+        kept = len(prompts) / len(side["ids"])
+        side.update(ids=side["ids"][: len(prompts)], lengths=side["lengths"][: len(prompts)],
+                    seconds=side["seconds"] * kept, seconds_prorated=True)
+      sides[name] = side
   wanted = [] if args.combine else args.sides.split(",")
   if "ours" in wanted:
     sides["ours"] = ours(args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.batch_rows)

@@ -4,8 +4,9 @@ the measurement that picks the SmolLM2 task's level weights.
   python scripts/smollm2_hf.py --out /tmp/smollm2_hf
   python -m benchmarks.smollm2_levels --checkpoint=/tmp/smollm2_hf --prompts=12 --samples=4
 
-Per level: `prompts` distinct problems x `samples` responses at temperature 1 (our sampler, float32),
-verified on the last \boxed{} integer; reports the fraction of samples correct, the histogram of
+Per level: `prompts` distinct problems x `samples` responses at `temperature` (our sampler, float32),
+asked and verified as `answer_format` says (boxed: the last \boxed{} integer; number: the bare final
+number, read leniently; tasks/arithmetic_chat.py); reports the fraction of samples correct, the histogram of
 per-prompt correct counts (0..samples) and the fraction of prompts with mixed outcomes. Writes
 benchmarks/results/smollm2_levels.json.
 """
@@ -33,6 +34,8 @@ def main(argv=None) -> dict:
   parser.add_argument("--max_new_tokens", type=int, default=128)
   parser.add_argument("--temperature", type=float, default=1.0)
   parser.add_argument("--seed", type=int, default=0, help="problem draw and sampling seed")
+  parser.add_argument("--answer_format", default="boxed", choices=("boxed", "number"),
+                      help="the task's answer_format: instruction and verifier (tasks/arithmetic_chat.py)")
   parser.add_argument(
       "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "smollm2_levels.json"))
   args = parser.parse_args(argv)
@@ -43,24 +46,25 @@ def main(argv=None) -> dict:
   from ar3po_jax.evaluation import pass_rate_summary, progress, sample_and_verify
   from ar3po_jax.models import hf
   from ar3po_jax.policy import PolicySampler
-  from ar3po_jax.rewards.exact import ExactVerifier
   from ar3po_jax.tasks import arithmetic_chat
   from ar3po_jax.tokenizers import load_tokenizer
   from benchmarks import machine
 
   policy = hf.load_checkpoint(args.checkpoint, "float32")
-  template = Template("qwen_chat", "boxed", arithmetic_chat.SMOLLM_SYSTEM)
+  template = Template(
+      "qwen_chat", arithmetic_chat.template_instruction(args.answer_format), arithmetic_chat.SMOLLM_SYSTEM)
   tokenizer = template.bind(load_tokenizer(args.checkpoint))
   sampling = _sampling_params(args.max_new_tokens, args.temperature, tokenizer)
   sampler = PolicySampler(policy.model, policy.params, tokenizer, sampling, jax.random.key(args.seed))
   report = {"machine": machine.describe(), "args": vars(args), "levels": {}}
   for level in [int(x) for x in args.levels.split(",")]:
     prompts = arithmetic_chat.to_prompts(
-        arithmetic_chat.level_problems(args.seed, level, args.prompts), template, tokenizer)
+        arithmetic_chat.level_problems(args.seed, level, args.prompts), template, tokenizer, args.answer_format)
     tracked = progress.Tracked(sampler, len(prompts), args.samples, desc=f"level {level}")
     start = time.time()
     out = sample_and_verify(
-        tracked, prompts, ExactVerifier(), args.samples, len(prompts) * args.samples, keep_texts=True)
+        tracked, prompts, arithmetic_chat.make_verifier(args.answer_format), args.samples, len(prompts) * args.samples,
+        keep_texts=True)
     tracked.close()
     rates = out["rewards"].mean(axis=1)
     summary = pass_rate_summary(rates, args.samples)
@@ -71,7 +75,8 @@ def main(argv=None) -> dict:
         "truncated_frac": float(out["truncated"].mean()),
         "seconds": time.time() - start,
         "tokens_per_second": tracked.tokens_per_second,
-        "example": {"question": prompts[0].text, "answer": prompts[0].answer, "response": out["texts"][0][0]},
+        "examples": [
+            {"question": p.text, "answer": p.answer, "responses": t[:2]} for p, t in zip(prompts[:3], out["texts"])],
     }
     r = report["levels"][str(level)]
     print(f"level {level}: pass rate {r['pass_rate']:.3f}  histogram {summary['histogram']}  "

@@ -12,8 +12,10 @@ shared sets by default.
 The argument is STRATEGY[,TASK]: strategy grpo | dapo | ar3po | aero; task
   gsm8k            (default) train on GSM8K's train split, evaluate on its test split;
   dapo_math        DAPO-Math-17k, evaluated on MATH-500, AIME24 and AMC23 (the papers' sets);
-  arithmetic_chat  the project's arithmetic problems in the chat template, at the levels where
-                   SmolLM2-135M-Instruct's answers are mixed (ar3po_jax/tasks/arithmetic_chat.py).
+  arithmetic_chat  the project's arithmetic problems in the chat template, asking for the bare final
+                   number (task.answer_format), at the levels where SmolLM2-135M-Instruct's answers
+                   are mixed: single-digit sums and level 1 at 3:1, temperature 0.7, 64 new tokens
+                   (measured: ar3po_jax/tasks/arithmetic_chat.py).
 Data paths are fields (task.path, eval.benchmarks.NAME.path) relative to task.data_root, by default
 the shared data folder: $AR3PO_DATA_ROOT, else ../shared/data beside the repository (configs/common.py).
 
@@ -23,7 +25,9 @@ Our choices (none measured as optimal): float32 weights and activations (small m
 GPU; set --config.model.dtype=bfloat16 for large ones), the mesh `data=-1` (every device, data
 parallel; give mesh.fsdp=N when the float32 weights, gradients and Adam moments, 16 bytes a
 parameter, do not fit one device), ChatML prompts (set --config.tokenizer.format=llama3_chat for Llama
-3), the boxed-answer instruction, and the batch sizes and learning rates below.
+3), the boxed-answer instruction (arithmetic_chat: the bare number), and the batch sizes and learning
+rates below. On CPU the first update compiles for many minutes per batch shape (BENCHMARKS.md section 5):
+arithmetic_chat sets rl.row_buckets=1 and rl.response_buckets=1, one shape per prompt width.
 """
 
 import ml_collections
@@ -38,7 +42,13 @@ except ImportError:  # loaded by path from outside the repository root: import i
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from configs import common, paper
 
-from ar3po_jax.tasks.arithmetic_chat import SMOLLM2_LEVEL_WEIGHTS, SMOLLM_SYSTEM
+from ar3po_jax.tasks.arithmetic_chat import (
+    SMOLLM2_LEVEL_WEIGHTS,
+    SMOLLM2_MEASURED,
+    SMOLLM2_SINGLE_DIGIT_WEIGHT,
+    SMOLLM_SYSTEM,
+    template_instruction,
+)
 
 TASKS = ("gsm8k", "dapo_math", "arithmetic_chat")
 ARCH_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "qkv_bias",
@@ -97,17 +107,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task.num_train = 4000
     c.task.num_eval = 128
     c.task.rl_prompts = 512  # distinct training problems revisited across epochs (as the embedded task)
-    c.task.level_weights = SMOLLM2_LEVEL_WEIGHTS
+    c.task.level_weights = SMOLLM2_LEVEL_WEIGHTS  # levels 1..5
+    c.task.single_digit_weight = SMOLLM2_SINGLE_DIGIT_WEIGHT  # level 0 (single-digit sums), on the same scale
+    # The bare final number, read leniently: SmolLM2-135M writes "3+5 = 8" but rarely boxes it (measured,
+    # see the task's docstring); "boxed" asks for and reads only \boxed{} (then tokenizer.instruction="boxed").
+    c.task.answer_format = SMOLLM2_MEASURED["answer_format"]
+    c.tokenizer.instruction = template_instruction(c.task.answer_format)
     c.tokenizer.system = SMOLLM_SYSTEM  # SmolLM2's own default system turn
     r.batch_prompts = 8  # ours
-    r.max_new_tokens = 128  # as the pass-rate measurement (benchmarks/smollm2_levels.py)  # ours
+    r.max_new_tokens = SMOLLM2_MEASURED["max_new_tokens"]  # as the pass-rate measurement  # ours
+    r.temperature = SMOLLM2_MEASURED["temperature"]  # as the pass-rate measurement  # ours
     r.dapo.gen_batch_prompts = 3 * r.batch_prompts
-    r.dapo.overlong_buffer = 32  # ours
+    r.dapo.overlong_buffer = 16  # ours
     rl.lr = 2e-6  # ours
     rl.steps = 50  # ours
+    # One update shape (per prompt width): on a CPU each compile of SmolLM2's update took 1,469 s at half a
+    # core (BENCHMARKS.md section 5), far more than the padding to the longest rows and slots costs.
+    rl.row_buckets = 1
+    rl.response_buckets = 1
     e.every = 10
     e.num_prompts = 128
-    e.temperature = 1.0  # as the pass-rate measurement
+    e.temperature = SMOLLM2_MEASURED["temperature"]  # as the pass-rate measurement
     e.top_p = 1.0
     e.benchmarks = ml_collections.ConfigDict()  # the held-out arithmetic split is evaluated; add gsm8k to see transfer
   return c

@@ -54,6 +54,21 @@ def test_pool_is_disjoint_from_the_held_out_split_and_capped():
   assert len(arithmetic_chat.make_problems(_task(rl_prompts=25))[0]) == 25
 
 
+def test_single_digit_weight_mixes_level_zero_in_proportion():
+  # 3:1 wanted on 128 held out and 512 trained; level 0 holds 81 problems (27 held out, 54 trained), so
+  # the other level shrinks with it: 27 + 9 held out, 54 + 18 in the pool, interleaved
+  t = _task(num_eval=128, rl_prompts=512, level_weights=(1.0, 0.0, 0.0, 0.0, 0.0), single_digit_weight=3.0)
+  pool, held_out = arithmetic_chat.make_problems(t)
+  levels = lambda ps: [sum(p.level == k for p in ps) for k in (0, 1)]  # noqa: E731
+  assert levels(held_out) == [27, 9] and levels(pool) == [54, 18]
+  assert levels(pool[:8]) == [6, 2]  # a prefix keeps the ratio
+  assert not {p.expression for p in pool} & {p.expression for p in held_out}
+  t.num_eval, t.rl_prompts = 8, 20  # level 0 not short: exact shares
+  assert [levels(x) for x in arithmetic_chat.make_problems(t)] == [[15, 5], [6, 2]]
+  t.level_weights = (0.0,) * 5  # level 0 alone
+  assert [levels(x) for x in arithmetic_chat.make_problems(t)] == [[20, 0], [8, 0]]
+
+
 def test_prompts_are_rendered_in_the_chat_template():
   pytest.importorskip("tokenizers")
   import tiny_hf
@@ -64,6 +79,11 @@ def test_prompts_are_rendered_in_the_chat_template():
   tokenizer = template.bind(HFTokenizer.from_json(tiny_hf.tokenizer_json(), eos="<|endoftext|>"))
   problem = arithmetic.make_problem(np.random.default_rng(0), 2, "x")
   [prompt] = arithmetic_chat.to_prompts([problem], template, tokenizer)
+  [number] = arithmetic_chat.to_prompts([problem], Template("qwen_chat", "none", "S"), tokenizer, "number")
+  assert number.token_ids.tolist() == tokenizer.encode(
+      "<|im_start|>system\nS<|im_end|>\n"
+      f"<|im_start|>user\n{problem.question}\nReply with the final number only.<|im_end|>\n<|im_start|>assistant\n")
+  assert (number.uid, number.answer) == (problem.question, problem.answer)
   expected = (
       "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
       f"<|im_start|>user\n{problem.question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
@@ -79,9 +99,27 @@ def test_problems_name_the_bad_fields(tmp_path):
   assert "model.checkpoint (or model.hf_path) must name a Hugging Face checkpoint folder" in arithmetic_chat.problems(c)
   c.model.hf_path = str(tmp_path)
   c.task.level_weights = (0.0,) * 5
+  c.task.single_digit_weight = 0.0
   c.tokenizer.instruction = "dapo"
   found = " | ".join(arithmetic_chat.problems(c))
-  assert "has no config.json" in found and "task.level_weights" in found and "must be 'boxed'" in found
+  assert "has no config.json" in found and "task.level_weights" in found and "must be 'none'" in found
+  c.task.answer_format = "boxed"
+  assert "must be 'boxed'" in " | ".join(arithmetic_chat.problems(c))
+  c.task.answer_format = "words"
+  assert "task.answer_format must be one of ('boxed', 'number'), got 'words'" in arithmetic_chat.problems(c)
+
+
+def test_number_verifier_reads_the_box_else_the_last_number():
+  verify = arithmetic_chat.make_verifier("number")
+  texts = ["3 + 5 = 8", "5+6 = 11.", "The answer is \\boxed{8}, not 9", "8 and then 9", "no number", "1,234",
+           "\\boxed{x} 8", "-3"]
+  answers = ["8", "11", "8", "8", "8", "1234", "8", "-3"]
+  # a box wins over later numbers; an unboxed response is scored on its LAST number; a box without an
+  # integer is the answer and scores 0 (the fallback applies only when no strategy finds anything)
+  assert verify(texts, answers).tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+  assert arithmetic_chat.make_verifier("boxed")(["3 + 5 = 8", "\\boxed{8}"], ["8", "8"]).tolist() == [0.0, 1.0]
+  with pytest.raises(ValueError, match="2 texts but 1 answers"):
+    verify(["1", "2"], ["1"])
 
 
 def test_registered_build_reads_the_architecture_from_the_checkpoint(tmp_path):
@@ -102,6 +140,7 @@ def test_registered_build_reads_the_architecture_from_the_checkpoint(tmp_path):
   assert prepared.tokenizer.eos_id == prepared.tokenizer.token_id("<|im_end|>")
   assert prepared.train_prompts[0].token_ids[0] == prepared.tokenizer.token_id("<|im_start|>")
   assert prepared.report["task"]["level_weights"] == list(arithmetic_chat.SMOLLM2_LEVEL_WEIGHTS)
+  assert isinstance(prepared.verifier, arithmetic_chat.NumberVerifier)  # configs/hf.py's answer_format
 
 
 @pytest.mark.slow
