@@ -128,11 +128,14 @@ def pack_update_batch(
     pad_id: int,
     prompt_multiple: int = 8,
     stop_ids: Sequence[int] = (),
+    prompt_width: int = 0,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
   """The update's batch (see `update.BATCH_FIELDS`) and a bool [rows] marking reused responses.
 
   stop_ids: a response is trained up to its FIRST stop token; anything a source left after it
-  (a sampler that stopped on one token of several, a buffer entry) is masked out of the update."""
+  (a sampler that stopped on one token of several, a buffer entry) is masked out of the update.
+  prompt_width: at least this many prompt slots (the training set's longest prompt, rounded up), so
+  steps whose longest prompts differ do not compile new update shapes; 0: the step's own longest."""
   flat = _flatten_groups(groups, stop_ids)
   prompts, responses, logps = flat["prompts"], flat["responses"], flat["logps"]
   rewards, group_ids, train_rows = flat["rewards"], flat["group_ids"], flat["train"]
@@ -143,7 +146,7 @@ def pack_update_batch(
   longest = max((len(r) for r in responses), default=0)
   if longest > response_slots:
     raise ValueError(f"a response of {longest} tokens does not fit {response_slots} response slots")
-  Tp = prompt_slots([len(p) for p in prompts], prompt_multiple)
+  Tp = max(prompt_slots([len(p) for p in prompts], prompt_multiple), prompt_width)
   prompt_tokens, prompt_mask = left_pad(prompts, Tp, pad_id, rows)
   response_tokens, response_mask = right_pad(responses, response_slots, pad_id, rows)
   old_logp, _ = right_pad(logps, response_slots, 0.0, rows, np.float32)

@@ -118,6 +118,8 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   max_rows = max_rows_per_step(rollout_cfg)
   # rl.pack: several prompt + response sequences per update row (`batching`), rows of one length per run.
   pack_len = pack_largest = 0
+  # Unpacked rows: prompts padded to the training set's longest, so prompt widths compile one shape.
+  prompt_width = batching.prompt_slots([len(p.token_ids) for p in setup.train_prompts])
   if rl.get("pack", False):
     longest_sequence = max(len(p.token_ids) for p in setup.train_prompts) + rollout_cfg.max_new_tokens
     pack_len = batching.packed_row_length(longest_sequence)
@@ -205,7 +207,7 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
         longest = max(len(r.token_ids) for g in rollout.groups for r in g.responses)
         slots = batching.response_bucket(longest, rollout_cfg.max_new_tokens, rl.get("response_buckets", 1))
         batch, reused = batching.pack_update_batch(
-            rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids
+            rollout.groups, slots, rows, tokenizer.pad_id, stop_ids=tokenizer.stop_ids, prompt_width=prompt_width
         )
       batch = _refresh_log_probs(batch, reused, state.params, ref_params, model, rollout_cfg, rl, batch_sharding)
       counters.compiled_shapes.add(batch["tokens_BxT"].shape)

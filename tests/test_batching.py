@@ -45,6 +45,11 @@ def test_pack_update_batch_layout():
   assert batch["posterior_mean_B"][3] == 0.25
   np.testing.assert_array_equal(reused, [False, False, True, False, False, False])
   np.testing.assert_array_equal(batch["old_logp_BxTr"][1], [-0.5, -0.5, -0.5, 0.0])
+  # A fixed prompt width (the training set's longest) only adds left padding: one shape for every step.
+  wide, _ = batching.pack_update_batch(groups, response_slots=4, rows=6, pad_id=0, prompt_width=16)
+  assert wide["tokens_BxT"].shape == (6, 20)
+  np.testing.assert_array_equal(wide["tokens_BxT"][:, 8:], batch["tokens_BxT"])
+  assert not wide["mask_BxT"][:, :8].any()
 
 
 def test_too_many_rows_is_a_clear_error():
