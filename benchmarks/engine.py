@@ -16,8 +16,8 @@ token and at most `--max_new_tokens` new tokens:
   tunix   (in .venv-bench, benchmarks/setup_venv.sh) Tunix's `Sampler` on the same weights, saved as a
           Qwen2 safetensors checkpoint and loaded by Tunix's own loader, on consecutive batches of
           `--batch` prompts at temperature 1 with the same stop token as its eos: each batch decodes
-          until every row has stopped or the limit (Tunix's own loop); lengths are counted up to and
-          including each row's first stop token.
+          until every row has stopped or the limit (Tunix's own loop); Tunix returns the tokens before
+          each row's first stop token, and the stop token is added to the count.
 
 Unequal lengths from an untrained model: its next-token distribution is nearly uniform, so one stop
 token of 8192 would almost never be drawn. The benchmark gives every token's embedding a constant
@@ -161,12 +161,9 @@ def tunix_generator(config, params, max_prompt: int, max_new: int, checkpoint: s
         temperature=1.0,
         seed=seed,
     )
-    lengths = []
-    for t in out.tokens:
-      t = np.asarray(t)[:max_new]
-      stops = np.flatnonzero(t == _STOP)
-      lengths.append(int(stops[0]) + 1 if len(stops) else len(t))
-    return np.asarray(lengths)
+    # Tunix returns each row's tokens BEFORE its first eos: a row shorter than the limit stopped, and its
+    # stop token counts (as in the other systems).
+    return np.asarray([min(len(t) + 1, max_new) if len(t) < max_new else max_new for t in out.tokens])
 
   return generate
 
