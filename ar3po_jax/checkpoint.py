@@ -59,6 +59,9 @@ ITEMS = ("state", "arrays", "host")
 RESUMABLE_CHANGES = (
     "rl.steps", "rl.max_skipped_steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.",
     "model.export_every", "presets.", "analysis.",
+    # How responses are sampled, not what: the engine's keys do not depend on its slot count, and either
+    # sampler saves the same key state.
+    "rollout.sampler", "rollout.engine.",
 )
 
 
