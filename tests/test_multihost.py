@@ -48,7 +48,7 @@ SMALL = [
 ]
 MESH_2X2X2 = ["--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.tensor=2"]
 # Padding of the update batch follows the data-parallel size by design; nothing trained depends on it.
-PADDING_METRICS = ("train/row_bucket", "train/padding_efficiency")
+PADDING_METRICS = ("train/row_bucket", "train/padding_efficiency", "train/compiled_variants")
 RTOL = 1e-4
 # Absolute floor. Some numbers are zero by construction up to rounding: with one optimizer step per
 # rollout batch the ratio is 1, so `train/loss` is a token-mean of zero-mean advantages, a sum of O(1)
