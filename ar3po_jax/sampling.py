@@ -178,10 +178,9 @@ def sequence_logprobs(
     temperature: float = 1.0,
 ) -> jax.Array:
   """Per-token float32 log-probs [B, T - Tp] of the response columns of prompt+response rows (not
-  jitted: the update differentiates through it; `score` is the jitted form)."""
-  logprobs_BxTrxV = _response_logprobs_BxTrxV(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)
-  targets_BxTr = tokens_BxT[:, prompt_slots:]
-  return jnp.take_along_axis(logprobs_BxTrxV, targets_BxTr[..., None], axis=-1)[..., 0]
+  jitted: the update differentiates through it; `score` is the jitted form). The entropy of the shared
+  implementation is dropped unused, so the compiler removes it."""
+  return sequence_logprobs_and_entropy(weights, model, tokens_BxT, mask_BxT, prompt_slots, temperature)[0]
 
 
 def sequence_logprobs_and_entropy(
