@@ -59,6 +59,10 @@ BUFFER_VARIANTS = {
     "ar3po_buf2": ("ar3po", {"rollout.buffer.per_prompt": 2}),
     "ar3po_buf4": ("ar3po", {"rollout.buffer.per_prompt": 4}),
     "ar3po_buf2_tot64": ("ar3po", {"rollout.buffer.per_prompt": 2, "rollout.buffer.total": 64}),
+    # With the newest pick, any per_prompt >= 1 runs the same trajectory (the newest is always kept);
+    # a random pick over the prompt's buffered responses is where the size can matter.
+    "ar3po_buf2_random": ("ar3po", {"rollout.buffer.per_prompt": 2, "rollout.ar3po.reuse_pick": "random"}),
+    "ar3po_buf4_random": ("ar3po", {"rollout.buffer.per_prompt": 4, "rollout.ar3po.reuse_pick": "random"}),
 }
 VARIANTS.update(BUFFER_VARIANTS)
 MIXES = ("",) + tuple(tiny.MIXES)

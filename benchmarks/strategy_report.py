@@ -56,6 +56,7 @@ def run_summary(history: list[dict]) -> dict:
   kept = sum(r["rollout/prompts"] for r in steps)
   responses = sum(r["rollout/responses"] for r in steps)
   updates = [r for r in steps if r.get("train/row_bucket")]
+  trained_rows = sum(r.get("train/rows", 0) for r in steps)
   return {
       "steps": len(steps),
       "accuracy_start": evals[0]["eval/accuracy"],
@@ -67,6 +68,10 @@ def run_summary(history: list[dict]) -> dict:
       "update_s": sum(r.get("time/update_s", 0.0) for r in steps),
       "responses_per_prompt": responses / drawn if drawn else float("nan"),
       "responses_per_kept_prompt": responses / kept if kept else float("nan"),
+      # The update's cost: responses that reached the loss (AERO's selective rejection and DAPO's filter
+      # drop sampled ones; AR3PO adds reused ones), per prompt drawn.
+      "trained_rows": trained_rows,
+      "trained_rows_per_prompt": trained_rows / drawn if drawn else float("nan"),
       "responses_per_prompt_first10": _ratio_window(steps[:10]),
       "responses_per_prompt_last10": _ratio_window(steps[-10:]),
       "frac_zero_adv_before_reuse": _weighted(steps, "rollout/frac_zero_adv_groups_before_reuse", "rollout/prompts"),
@@ -187,11 +192,12 @@ def _cost(row: dict) -> str:
 def markdown(out: dict) -> str:
   head = (
       "| variant | seeds | accuracy start → final | responses | tokens | RL wall-clock (s) | resp./prompt (simulated) |"
-      " resp./kept prompt | resp./prompt first → last 10 steps | zero-adv before → after reuse |"
+      " resp./kept prompt | trained rows/prompt | update s | resp./prompt first → last 10 steps |"
+      " zero-adv before → after reuse |"
       " all-wrong before → after |"
       f" step, responses, tokens to acc. {out.get('matched_accuracy', float('nan')):.3f} |"
   )
-  lines = [head, "|" + "---|" * 12]
+  lines = [head, "|" + "---|" * 14]
   for v, r in out["variants"].items():
     lines.append(
         f"| {v} | {len(r['seeds'])} | {_fmt(r['accuracy_start'])} → {_fmt(r['accuracy_final'])} |"
@@ -199,6 +205,7 @@ def markdown(out: dict) -> str:
         f" {_fmt(r['tokens'], ',.0f')} | {_fmt(r['wall_clock_s'], '.0f')} |"
         f" {_fmt(r['responses_per_prompt'], '.2f')} ({r['simulated_responses_per_prompt'][0]:.2f}) |"
         f" {_fmt(r['responses_per_kept_prompt'], '.2f')} |"
+        f" {_fmt(r['trained_rows_per_prompt'], '.2f')} | {_fmt(r['update_s'], '.0f')} |"
         f" {r['responses_per_prompt_first10'][0]:.2f} → {r['responses_per_prompt_last10'][0]:.2f} |"
         f" {r['frac_zero_adv_before_reuse'][0]:.3f} → {r['frac_zero_adv_after_reuse'][0]:.3f} |"
         f" {r['frac_all_wrong_before_reuse'][0]:.3f} → {r['frac_all_wrong_after_reuse'][0]:.3f} |"

@@ -115,9 +115,26 @@ def test_sweep_groups_runs_by_buffer_setting_with_sample_std():
   assert rows[1]["responses_per_prompt_mean"] == pytest.approx(5.5) and rows[1]["seeds"] == [0, 1]
 
 
-def _workdir(path, reuse=True, per_prompt=2, accuracies=(0.5, 0.6), seed=0):
+def test_sweep_keeps_the_reuse_pick_apart():
+  # With the newest pick any per_prompt >= 1 reuses the same response, so a random-pick run of the same
+  # size is another setting, not another seed of it.
+  base = {"strategy": "ar3po", "per_prompt": 2, "total": 100, "frac_all_wrong": 0.2, "responses_per_prompt": 5.0}
+  runs = [{**base, "workdir": "n", "seed": 0, "pick": "newest", "final_accuracy": 0.5},
+          {**base, "workdir": "r", "seed": 0, "pick": "random", "final_accuracy": 0.7}]
+  rows = analyze.sweep_table(runs)["rows"]
+  assert [(r["pick"], r["runs"], r["final_accuracy_mean"]) for r in rows] == [("newest", 1, 0.5), ("random", 1, 0.7)]
+
+
+def test_run_summary_reads_the_pick(tmp_path):
+  assert analyze.run_summary(_workdir(tmp_path / "a", pick="random"))["pick"] == "random"
+  assert analyze.run_summary(_workdir(tmp_path / "b"))["pick"] == "newest"  # the default when unset
+  assert analyze.run_summary(_workdir(tmp_path / "c", reuse=False, pick="random"))["pick"] == ""  # no reuse
+
+
+def _workdir(path, reuse=True, per_prompt=2, accuracies=(0.5, 0.6), seed=0, pick=None):
   path.mkdir()
-  config = {"seed": seed, "rollout": {"strategy": "ar3po", "ar3po": {"reuse": reuse},
+  ar3po = {"reuse": reuse, **({"reuse_pick": pick} if pick else {})}
+  config = {"seed": seed, "rollout": {"strategy": "ar3po", "ar3po": ar3po,
                                       "buffer": {"per_prompt": per_prompt, "total": 1000}}}
   (path / "config.json").write_text(json.dumps(config))
   lines = [{"step": 0, "eval/accuracy": accuracies[0]},
