@@ -16,7 +16,7 @@ benchmarks/results/smollm2_eval.json. Without torch/transformers only our side r
 
 On a shared machine the two sides can run as two processes and be compared afterwards:
   python -m benchmarks.smollm2_eval --checkpoint=DIR --sides=ours --output=/tmp/ours.json &
-  python -m benchmarks.smollm2_eval --checkpoint=DIR --sides=reference --output=/tmp/ref.json
+  python -m benchmarks.smollm2_eval --checkpoint=DIR --sides=reference --hf_threads=1 --output=/tmp/ref.json
   python -m benchmarks.smollm2_eval --checkpoint=DIR --combine=/tmp/ours.json,/tmp/ref.json
 """
 
@@ -58,9 +58,15 @@ def ours(checkpoint: str, prompts, tokenizer, max_new_tokens: int, batch_rows: i
   return {"ids": ids, "lengths": lengths, "seconds": seconds}
 
 
-def reference(checkpoint: str, prompts, tokenizer, max_new_tokens: int, batch: int) -> dict:
+def reference(checkpoint: str, prompts, tokenizer, max_new_tokens: int, batch: int, threads: int = 0) -> dict:
   import torch
   import transformers
+
+  if threads:
+    # On a CPU shared with other jobs, torch's OpenMP workers spin at every barrier waiting for a
+    # descheduled sibling; one thread avoids that (this session's try at 2 threads beside two busy
+    # processes had not finished its first generate call of 16 rows after 10 minutes).
+    torch.set_num_threads(threads)
 
   model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
   stops = list(tokenizer.stop_ids)
@@ -102,6 +108,7 @@ def main(argv=None) -> dict:
   parser.add_argument("--max_new_tokens", type=int, default=384)
   parser.add_argument("--batch_rows", type=int, default=64, help="our rows per launch")
   parser.add_argument("--hf_batch", type=int, default=16, help="transformers' rows per generate call")
+  parser.add_argument("--hf_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
   parser.add_argument("--sides", default="ours,reference", help="which to run: ours, reference or both")
   parser.add_argument(
       "--combine", default="", help="comma-separated reports of single sides to compare instead of running")
@@ -135,9 +142,12 @@ def main(argv=None) -> dict:
   wanted = [] if args.combine else args.sides.split(",")
   if "ours" in wanted:
     sides["ours"] = ours(args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.batch_rows)
+    # Saved at once, so a reference side that is stopped does not lose it (`--combine` reads it back).
+    machine.write_report(args.output, {**report, "sides": sides})
   if "reference" in wanted:
     try:
-      sides["reference"] = reference(args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.hf_batch)
+      sides["reference"] = reference(
+          args.checkpoint, prompts, tokenizer, args.max_new_tokens, args.hf_batch, args.hf_threads)
     except ImportError as e:
       print(f"transformers side skipped: {e}")
   answers = [p.answer for p in prompts]
