@@ -161,7 +161,7 @@ def main(argv=None) -> dict:
           n >= args.max_new_tokens and i[-1] not in tokenizer.stop_ids for n, i in zip(side["lengths"], side["ids"])))
       print(f"{name}: accuracy {side['accuracy']:.3f}, {side['tokens']} tokens in {side['seconds']:.0f} s "
             f"({side['tokens_per_second']:.1f} tok/s), {side['truncated']} truncated")
-    if "reference" in sides:
+    if "reference" in sides and "ours" in sides:
       report["comparison"] = compare(
           sides["ours"]["texts"], sides["reference"]["texts"], answers, extract_answer, verifier)
       c = report["comparison"]
