@@ -1,8 +1,10 @@
+
 """configs/hf.py: any local Qwen2/Llama folder with no architecture fields; data paths default to the
 shared data; a GSM8K run prepares from a tiny checkpoint with only model.hf_path and data paths set."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -71,7 +73,8 @@ def test_gsm8k_run_prepares_from_any_folder(tmp_path, monkeypatch):
   c.model.hf_path = str(tmp_path / "ckpt")
   assert config_validation.problems(c) == []
   prepared = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)
-  assert prepared.model.config == policy.config  # the architecture came from config.json alone
+  # The architecture came from config.json alone; how the passes run (scanned layers) from the config.
+  assert prepared.model.config == dataclasses.replace(policy.config, scan_layers=True)
   assert len(prepared.train_prompts) == 4 and list(prepared.eval_sets) == ["gsm8k"]
   assert prepared.train_prompts[1].answer == "2"
   expected = prepared.tokenizer.encode(Template("qwen_chat", "boxed").render("What is 1+1?"))

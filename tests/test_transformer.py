@@ -103,3 +103,56 @@ def test_head_is_float32_with_bfloat16_activations():
     assert np.any(logits16 != logits16.astype(jnp.bfloat16).astype(np.float32))
     logp16, logp32 = jax.nn.log_softmax(logits16, -1), jax.nn.log_softmax(np.asarray(logits32), -1)
     np.testing.assert_allclose(logp16, logp32, atol=0.05)
+
+
+def _loss_and_grads(model, params, tokens, mask):
+  def loss(p):
+    logits, _ = model.apply({"params": p}, tokens, positions_from_mask(mask), mask)
+    return jnp.sum(jax.nn.log_softmax(logits, -1)[..., 3] * mask)
+
+  return jax.value_and_grad(loss)(params)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_scanned_layers_match_the_unrolled_ones_in_value_and_gradient(dtype):
+  model, params = tiny_model(n_layers=3, dtype=dtype)
+  scanned, scanned_params = tiny_model(n_layers=3, dtype=dtype, scan_layers=True)
+  # Same parameter tree (checkpoints, HF import and sharding rules do not know the difference).
+  assert jax.tree.structure(scanned_params) == jax.tree.structure(params)
+  tokens, mask = left_padded_prompts([5, 3, 6], 6, seed=3)
+  value, grads = _loss_and_grads(model, params, tokens, mask)
+  value_s, grads_s = _loss_and_grads(scanned, params, tokens, mask)
+  tol = 1e-5 if dtype == "float32" else 2e-2
+  np.testing.assert_allclose(value_s, value, rtol=tol)
+  for (path, g), g_s in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(grads_s)):
+    np.testing.assert_allclose(g_s, g, rtol=tol, atol=tol, err_msg=jax.tree_util.keystr(path))
+  assert float(jnp.abs(grads["layers_2"]["mlp"]["down_proj"]["kernel"]).sum()) > 0  # each layer gets its own gradient
+
+
+def test_scanned_layers_take_a_packed_rows_mask_and_a_cache_stays_unrolled():
+  model, params = tiny_model()
+  scanned, _ = tiny_model(scan_layers=True)
+  tokens, mask = left_padded_prompts([6, 6], 6, seed=4)
+  segments = np.array([[0, 0, 0, 1, 1, 1]] * 2)
+  allowed_BxTxT = (segments[:, :, None] == segments[:, None, :]) & np.tril(np.ones((6, 6), bool))
+  positions = np.array([[0, 1, 2, 0, 1, 2]] * 2)
+  a, _ = model.apply({"params": params}, tokens, positions, allowed_BxTxT)
+  b, _ = scanned.apply({"params": params}, tokens, positions, allowed_BxTxT)
+  np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+  cache = init_cache(TINY, 2, 8)
+  _, new_cache = scanned.apply({"params": params}, tokens, positions_from_mask(mask), np.ones((2, 8), bool),
+                               cache, 0)
+  assert len(new_cache) == TINY.n_layers  # the decode path keeps its per-layer cache
+
+
+def test_the_scanned_program_does_not_grow_with_depth():
+  """What the scan is for: the compiled program holds one layer, so compile time stops scaling with
+  n_layers (the unrolled update of SmolLM2's 30 layers compiled for 13 to 25 minutes on a CPU)."""
+  def dots(n_layers, scan):
+    model, params = tiny_model(n_layers=n_layers, scan_layers=scan)
+    tokens, mask = left_padded_prompts([4, 4], 4)
+    text = jax.jit(lambda p: _loss_and_grads(model, p, tokens, mask)).lower(params).as_text()
+    return text.count("dot_general")
+
+  assert dots(6, scan=True) == dots(2, scan=True)
+  assert dots(6, scan=False) > 2 * dots(2, scan=False)

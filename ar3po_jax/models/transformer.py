@@ -43,6 +43,11 @@ class ModelConfig:
   param_dtype: str = "float32"
   # Llama 3.1 style RoPE scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions).
   rope_scaling: tuple[float, float, float, int] | None = None
+  # Cacheless passes (training, scoring) run the layers as one lax.scan over their weights stacked
+  # inside the pass: XLA compiles one layer instead of n_layers copies, so the update's compile no
+  # longer grows with depth (SmolLM2's 30 unrolled layers took 13 to 25 minutes on a CPU). The
+  # parameter tree is the same either way; the sampler's cached passes stay unrolled.
+  scan_layers: bool = False
 
   def __post_init__(self):
     problems = []
@@ -222,11 +227,14 @@ class Transformer(nn.Module):
     )
     x_BxTxD = embed(tokens_BxT)
     new_cache = []
-    for i in range(c.n_layers):
-      x_BxTxD, layer_cache = Block(c, name=f"layers_{i}")(
-          x_BxTxD, positions_BxT, kv_mask_BxS, None if cache is None else cache[i], cache_index
-      )
-      new_cache.append(layer_cache)
+    if c.scan_layers and cache is None and not self.is_initializing():
+      x_BxTxD = self._scanned_layers(x_BxTxD, positions_BxT, kv_mask_BxS)
+    else:
+      for i in range(c.n_layers):
+        x_BxTxD, layer_cache = Block(c, name=f"layers_{i}")(
+            x_BxTxD, positions_BxT, kv_mask_BxS, None if cache is None else cache[i], cache_index
+        )
+        new_cache.append(layer_cache)
     if last_only:
       x_BxTxD = x_BxTxD[:, -1:]
     # The final norm and the head run in float32 whatever the activation dtype: bfloat16 logits carry 8 bits of
@@ -246,6 +254,21 @@ class Transformer(nn.Module):
       logits_BxTxV = head(x_BxTxD.astype(jnp.float32))
     logits_BxTxV = logits_BxTxV.astype(jnp.float32)
     return (logits_BxTxV, None) if cache is None else (logits_BxTxV, new_cache)
+
+  def _scanned_layers(self, x_BxTxD, positions_BxT, kv_mask_BxS):
+    """The blocks `layers_0..n-1` as one scan: their weights stacked on a leading layer axis (a copy of
+    the block weights per pass, which the gradient flows back through to each layer's own leaves)."""
+    c = self.config
+    params = self.variables["params"]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(params[f"layers_{i}"] for i in range(c.n_layers)))
+    block = Block(c, parent=None)  # unbound: applied to one layer's weights per scan step
+
+    def one_layer(x, layer_params):
+      y, _ = block.apply({"params": layer_params}, x, positions_BxT, kv_mask_BxS, None, 0)
+      return y.astype(x.dtype), None
+
+    x_BxTxD, _ = jax.lax.scan(one_layer, x_BxTxD, stacked)
+    return x_BxTxD
 
 
 def positions_from_mask(mask_BxT: jax.Array) -> jax.Array:
