@@ -95,6 +95,9 @@ def problems(config) -> list[str]:
   need(rl.get("epochs", 1) >= 1, f"rl.epochs must be >= 1, got {rl.get('epochs', 1)}")
   need(rl.get("tis_cap", 0.0) >= 0, f"rl.tis_cap must be >= 0 (0: off), got {rl.get('tis_cap', 0.0)}")
   need(rl.get("adv_std_ddof", 1) in (0, 1), f"rl.adv_std_ddof must be 0 or 1, got {rl.get('adv_std_ddof', 1)}")
+  need(not rl.get("flatten_optimizer", False) or (config.mesh.fsdp == 1 and config.mesh.tensor == 1),
+       f"rl.flatten_optimizer ravels every parameter into one vector, which cannot keep the mesh's fsdp "
+       f"({config.mesh.fsdp}) / tensor ({config.mesh.tensor}) sharding; set it False with those axes > 1")
   need(config.mesh.data == -1 or config.mesh.data >= 1,
        f"mesh.data must be >= 1 or -1 (every device left), got {config.mesh.data}")
   need(config.mesh.fsdp >= 1 and config.mesh.tensor >= 1,

@@ -57,7 +57,8 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
   dp = sharding.data_parallel_size(mesh)
   batch_sharding = sharding.batch_sharding(mesh)
   params = distributed.put(setup.params, sharding.tree_shardings(setup.params, mesh))
-  optimizer = make_optimizer(rl.lr, rl.weight_decay, rl.grad_clip, rl.warmup_steps)
+  optimizer = make_optimizer(
+      rl.lr, rl.weight_decay, rl.grad_clip, rl.warmup_steps, flatten=bool(rl.get("flatten_optimizer", False)))
   # Built on device with its final shardings: the optimizer state never exists whole on one host.
   init_state = lambda p: init_train_state(p, optimizer)  # noqa: E731
   state_shardings = sharding.tree_shardings(jax.eval_shape(init_state, params), mesh)

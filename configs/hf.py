@@ -69,6 +69,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.dtype = "float32"  # activations  # ours
   c.model.param_dtype = "float32"  # ours
   c.model.export_every = 50  # ours
+  # Training passes scan the layers (ModelConfig.scan_layers): with rl.flatten_optimizer below, SmolLM2's
+  # update compiled in 126 s against 157 s unrolled (benchmarks/scan_compile.py, BENCHMARKS.md section 5).
+  c.model.scan_layers = True  # ours
   c.mesh = common.mesh(data=-1)  # every device present, data parallel
   c.mesh.slice = "any: every device present"
 
@@ -86,6 +89,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   rl.lr = 1e-6  # DAPO paper
   rl.micro_batch_rows = 0  # ours: the whole batch in one pass; set for large models
   rl.response_buckets = 4
+  # One raveled optimizer vector: SmolLM2's update compiled in minutes instead of 13 to 25 (BENCHMARKS.md
+  # section 5). Set False with mesh.fsdp or mesh.tensor > 1, whose per-parameter shardings it cannot keep.
+  rl.flatten_optimizer = True  # ours
   e.every = 25  # ours
   e.num_prompts = 500  # per benchmark
   e.batch_size = 64

@@ -111,7 +111,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.dtype = "bfloat16"  # activations  # ours
   c.model.param_dtype = "float32"  # master weights; the optimizer state follows them  # ours
   c.model.export_every = 100  # steps between HF exports of the policy  # ours
-  c.model.scan_layers = True  # one compiled layer instead of 28 to 64 (ModelConfig.scan_layers)  # ours
 
   c.warmstart.steps = 0  # pretrained checkpoints need no warm start
 

@@ -33,6 +33,14 @@ def test_every_variant_is_a_registered_strategy_with_other_knobs(variant):
   assert all(got[tuple(k.split("."))] == v for k, v in fields.items())
 
 
+def test_a_flattened_optimizer_is_refused_with_sharded_parameters():
+  c = config_validation.resolve(tiny.get_config("grpo"))
+  c.rl.flatten_optimizer = True
+  assert config_validation.problems(c) == []  # replicated parameters: fine
+  c.mesh.fsdp = 2
+  assert any("rl.flatten_optimizer" in p and "fsdp (2)" in p for p in config_validation.problems(c))
+
+
 def test_dapo_config_uses_clip_higher_and_no_kl():
   c = config_validation.resolve(tiny.get_config("dapo"))
   assert (c.rl.eps_low, c.rl.eps_high, c.rl.beta) == (0.2, 0.28, 0.0)
