@@ -26,8 +26,9 @@ GPU; set --config.model.dtype=bfloat16 for large ones), the mesh `data=-1` (ever
 parallel; give mesh.fsdp=N when the float32 weights, gradients and Adam moments, 16 bytes a
 parameter, do not fit one device), ChatML prompts (set --config.tokenizer.format=llama3_chat for Llama
 3), the boxed-answer instruction (arithmetic_chat: the bare number), and the batch sizes and learning
-rates below. On CPU the first update compiles for many minutes per batch shape (BENCHMARKS.md section 5):
-arithmetic_chat sets rl.row_buckets=1 and rl.response_buckets=1, one shape per prompt width.
+rates below. The update compiles once per batch shape, about 2 minutes for SmolLM2 on a CPU with the
+flattened optimizer and scanned layers set below (BENCHMARKS.md section 5): arithmetic_chat sets
+rl.row_buckets=1 and rl.response_buckets=1, one shape per run.
 """
 
 import ml_collections
@@ -127,8 +128,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     r.dapo.overlong_buffer = 16  # ours
     rl.lr = 2e-6  # ours
     rl.steps = 50  # ours
-    # One update shape (per prompt width): on a CPU each compile of SmolLM2's update took 1,469 s at half a
-    # core (BENCHMARKS.md section 5), far more than the padding to the longest rows and slots costs.
+    # One update shape: on a CPU each compile of SmolLM2's update takes about 2 minutes even with the
+    # flattened optimizer (793 to 1,469 s without; BENCHMARKS.md section 5), more than padding costs here.
     rl.row_buckets = 1
     rl.response_buckets = 1
     e.every = 10
