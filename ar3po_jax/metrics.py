@@ -19,7 +19,7 @@ import numpy as np
 # "sampled" excludes reused responses; a ratio with a zero denominator is NaN (null in metrics.jsonl).
 DOCS: dict[str, str] = {
     "step": "RL step; 0 is the evaluation before RL",
-    "eval/accuracy": "held-out accuracy of the task's evaluation (eval steps only)",
+    "eval/accuracy": "fraction of held-out prompts whose greedy (temperature 0) response is correct (eval steps only)",
     # Configs with eval.samples only: k = eval.samples responses a prompt at eval.temperature / eval.top_p.
     "eval/<set>/avg@k": "mean reward of the k responses per prompt of one held-out set",
     "eval/<set>/pass@k": "fraction of that set's prompts with a correct response among k (unbiased estimator)",
