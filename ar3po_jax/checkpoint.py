@@ -58,7 +58,7 @@ ITEMS = ("state", "arrays", "host")
 # strategy presets only fill other fields, which are compared themselves.)
 RESUMABLE_CHANGES = (
     "rl.steps", "rl.max_skipped_steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.",
-    "model.export_every", "model.scan_layers", "presets.", "analysis.",
+    "model.export_every", "model.scan_layers", "model.remat", "presets.", "analysis.",
     # How responses are sampled, not what: the engine's keys do not depend on its slot count, and either
     # sampler saves the same key state.
     "rollout.sampler", "rollout.engine.",

@@ -10,8 +10,10 @@ is timed is XLA's compile of the gradient pass alone, which the update wraps in 
 rl settings: 4 mini-batches in a scan, AdamW, the clipped-ratio loss) over `rows` rows of `length`
 prompt slots plus the task's 64 response slots (the unpacked layout of benchmarks/update.py), with
 AdamW per parameter leaf (`plain`) or over one raveled vector (`flat`, rl.flatten_optimizer).
-Prints one JSON line per (what, mode, optimizer): seconds to lower, seconds to compile, and the count
-of dot_general ops in the lowered program.
+`--remat=on` checkpoints the scanned layer (model.remat). Prints one JSON line per (what, mode,
+optimizer, remat): seconds to lower, seconds to compile, the count of dot_general ops in the lowered
+program and, for the update, XLA's scratch memory for one call (`temp_mib`, from the compiled
+program's memory analysis: activations and temporaries, not the weights and optimizer state).
 """
 
 from __future__ import annotations
@@ -69,11 +71,14 @@ def update_compile_seconds(config: ModelConfig, rows: int, length: int, flatten:
   lowered_s = time.perf_counter() - start
   dots = lowered.as_text().count("dot_general")
   start = time.perf_counter()
-  lowered.compile()
-  return {"what": "update", "optimizer": "flat" if flatten else "plain", "layers": config.n_layers,
-          "scan_layers": config.scan_layers, "rows": rows,
-          "prompt_slots": length, "response_slots": c.rollout.max_new_tokens, "mini_batches": c.rl.mini_batches,
-          "lower_s": round(lowered_s, 2), "compile_s": round(time.perf_counter() - start, 2), "dot_general": dots}
+  compiled = lowered.compile()
+  compile_s = time.perf_counter() - start
+  memory = compiled.memory_analysis()  # XLA's buffer assignment: the update's scratch memory
+  return {"what": "update", "optimizer": "flat" if flatten else "plain", "remat": config.remat,
+          "layers": config.n_layers, "scan_layers": config.scan_layers, "rows": rows, "prompt_slots": length,
+          "response_slots": c.rollout.max_new_tokens, "mini_batches": c.rl.mini_batches,
+          "lower_s": round(lowered_s, 2), "compile_s": round(compile_s, 2), "dot_general": dots,
+          "temp_mib": round(memory.temp_size_in_bytes / 2**20) if memory is not None else None}
 
 
 def main(argv=None) -> None:
@@ -82,6 +87,7 @@ def main(argv=None) -> None:
   p.add_argument("--rows", type=int, default=64)
   p.add_argument("--length", type=int, default=64)
   p.add_argument("--optimizers", default="flat", help="update only: flat (one raveled vector), plain, or both")
+  p.add_argument("--remat", default="off", help="update only: off, on or both (model.remat, scanned layers)")
   p.add_argument("--modes", default="scan,unrolled")
   p.add_argument("--what", default="grad,update", help="grad: the loss's value and gradient; update: the RL update")
   args = p.parse_args(argv)
@@ -92,8 +98,12 @@ def main(argv=None) -> None:
         print(json.dumps(compile_seconds(config, args.rows, args.length)), flush=True)
         continue
       for optimizer in args.optimizers.split(","):
-        row = update_compile_seconds(config, args.rows, args.length, flatten=optimizer == "flat")
-        print(json.dumps(row), flush=True)
+        for remat in args.remat.replace("both", "off,on").split(","):
+          if remat == "on" and mode != "scan":
+            continue  # remat checkpoints the scanned layer
+          config = dataclasses.replace(config, remat=remat == "on")
+          row = update_compile_seconds(config, args.rows, args.length, flatten=optimizer == "flat")
+          print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   # program, at the cost of a stacked copy of the block weights per pass. Off for the 3-layer toy (whose
   # golden metrics pin the unrolled program) and for the paper configs (not measured on a TPU).
   c.model.scan_layers = False
+  c.model.remat = False  # with scan_layers: recompute each layer's activations in the backward pass
 
   c.warmstart = ml_collections.ConfigDict()
   c.warmstart.steps = 700

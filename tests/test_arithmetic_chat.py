@@ -135,7 +135,7 @@ def test_registered_build_reads_the_architecture_from_the_checkpoint(tmp_path):
   assert config_validation.problems(c) == []
   assert tasks.lookup("arithmetic_chat") is arithmetic_chat.ArithmeticChat
   prepared = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)
-  assert prepared.model.config == dataclasses.replace(policy.config, scan_layers=True)  # scanned: the hf config
+  assert prepared.model.config == dataclasses.replace(policy.config, scan_layers=True, remat=True)  # hf.py: scan, remat
   assert (len(prepared.train_prompts) == 30 and list(prepared.eval_sets) == ["arithmetic"]
           and len(prepared.eval_prompts) == 16)
   assert prepared.tokenizer.eos_id == prepared.tokenizer.token_id("<|im_end|>")

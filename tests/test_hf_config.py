@@ -74,7 +74,7 @@ def test_gsm8k_run_prepares_from_any_folder(tmp_path, monkeypatch):
   assert config_validation.problems(c) == []
   prepared = tasks.build_setup(c, str(tmp_path / "work"), log=lambda m: None)
   # The architecture came from config.json alone; how the passes run (scanned layers) from the config.
-  assert prepared.model.config == dataclasses.replace(policy.config, scan_layers=True)
+  assert prepared.model.config == dataclasses.replace(policy.config, scan_layers=True, remat=True)
   assert len(prepared.train_prompts) == 4 and list(prepared.eval_sets) == ["gsm8k"]
   assert prepared.train_prompts[1].answer == "2"
   expected = prepared.tokenizer.encode(Template("qwen_chat", "boxed").render("What is 1+1?"))

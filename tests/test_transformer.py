@@ -155,3 +155,16 @@ def test_the_scanned_program_does_not_grow_with_depth():
 
   assert dots(6, scan=True) == dots(2, scan=True)
   assert dots(6, scan=False) > 2 * dots(2, scan=False)
+
+
+def test_remat_recomputes_the_same_gradient_and_needs_scanned_layers():
+  model, params = tiny_model(n_layers=3, scan_layers=True)
+  remat, _ = tiny_model(n_layers=3, scan_layers=True, remat=True)
+  tokens, mask = left_padded_prompts([5, 3, 6], 6, seed=5)
+  value, grads = _loss_and_grads(model, params, tokens, mask)
+  value_r, grads_r = _loss_and_grads(remat, params, tokens, mask)
+  np.testing.assert_allclose(value_r, value, rtol=1e-6)
+  for g, g_r in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r)):
+    np.testing.assert_allclose(g_r, g, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="model.remat needs model.scan_layers"):
+    tiny_model(remat=True)

@@ -231,15 +231,17 @@ def load_checkpoint(
     mesh: jax.sharding.Mesh | None = None,
     rules=sharding_lib.DEFAULT_RULES,
     scan_layers: bool = False,
+    remat: bool = False,
 ) -> Policy:
   """The checkpoint in `path` as a Policy with parameters in `dtype`.
 
   mesh: place each parameter on its `sharding.tree_shardings` sharding as it is read (None: the
-    default device). activation_dtype: the compute dtype (default: dtype). scan_layers: the
-    ModelConfig field (cacheless passes scan the layers; the parameters are the same).
+    default device). activation_dtype: the compute dtype (default: dtype). scan_layers, remat: the
+    ModelConfig fields (how training passes run; the parameters are the same).
   """
   hf_config = read_hf_config(path)
-  config = dataclasses.replace(model_config_from_hf(hf_config, dtype, activation_dtype), scan_layers=scan_layers)
+  config = dataclasses.replace(
+      model_config_from_hf(hf_config, dtype, activation_dtype), scan_layers=scan_layers, remat=remat)
   abstract = _flat_names(jax.eval_shape(lambda: init_params(config, jax.random.key(0))))
   if mesh is not None:
     shardings = _flat_names(sharding_lib.tree_shardings(_unflatten(abstract), mesh, rules))

@@ -48,6 +48,10 @@ class ModelConfig:
   # optimizer compiled in 126 s against 157 s unrolled on a CPU; benchmarks/scan_compile.py). The
   # parameter tree is the same either way; the sampler's cached passes stay unrolled.
   scan_layers: bool = False
+  # With scan_layers: keep only each layer's input for the backward pass and recompute the rest of
+  # its activations there (jax.checkpoint on the scanned layer): one more forward pass of compute for
+  # activation memory of one layer instead of n_layers.
+  remat: bool = False
 
   def __post_init__(self):
     problems = []
@@ -58,6 +62,8 @@ class ModelConfig:
       problems.append(f"model.n_heads ({self.n_heads}) must be a multiple of model.n_kv_heads ({self.n_kv_heads})")
     if self.head_dim % 2:
       problems.append(f"model.head_dim must be even for rotary embeddings, got {self.head_dim}")
+    if self.remat and not self.scan_layers:
+      problems.append("model.remat needs model.scan_layers (it checkpoints the scanned layer)")
     if problems:
       raise ValueError("; ".join(problems))
 
@@ -267,6 +273,8 @@ class Transformer(nn.Module):
       y, _ = block.apply({"params": layer_params}, x, positions_BxT, kv_mask_BxS, None, 0)
       return y.astype(x.dtype), None
 
+    if c.remat:
+      one_layer = jax.checkpoint(one_layer)
     x_BxTxD, _ = jax.lax.scan(one_layer, x_BxTxD, stacked)
     return x_BxTxD
 
