@@ -36,3 +36,22 @@ def test_supervised_steps_lower_the_loss(setup):
   warmstart.warm_start(model, params, tokens, mask, tp, steps=41, batch_size=16, lr=3e-3, warmup_steps=5, seed=0,
                        on_step=lambda i, loss: losses.append(loss))
   assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses
+
+
+def test_the_cache_key_ignores_how_a_run_executes_and_not_what_it_trains():
+  from ar3po_jax.tasks import embedded
+  from configs import tiny
+
+  c = tiny.get_config("grpo")
+  key = embedded.warmstart_key(c, {"seed": 1}, "tok.model")
+  for field, value in (("scan_layers", True), ("export_every", 7)):
+    c.model[field] = value
+    assert embedded.warmstart_key(c, {"seed": 1}, "tok.model") == key
+  # A key made before those fields existed is the same key: old caches stay valid.
+  del c.model["scan_layers"], c.model["remat"]
+  assert embedded.warmstart_key(c, {"seed": 1}, "tok.model") == key
+  c.model.d_model = 64  # what the warm start trains does change it
+  assert embedded.warmstart_key(c, {"seed": 1}, "tok.model") != key
+  c = tiny.get_config("grpo")
+  c.seed = 5
+  assert embedded.warmstart_key(c, {"seed": 1}, "tok.model") != key

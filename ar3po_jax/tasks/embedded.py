@@ -47,6 +47,17 @@ def _key(*parts) -> str:
   return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# Model fields that say how a run executes or exports, not what the warm start computes: adding or
+# changing one must not invalidate cached warm starts (adding scan_layers and remat once did).
+_NOT_IN_WARMSTART_KEY = ("scan_layers", "remat", "export_every")
+
+
+def warmstart_key(config, task_fields: dict, tokenizer_file: str) -> str:
+  model = {k: v for k, v in config.model.to_dict().items() if k not in _NOT_IN_WARMSTART_KEY}
+  return _key(task_fields, model, config.warmstart.to_dict(), config.rollout.max_new_tokens, config.seed,
+              tokenizer_file)
+
+
 def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedded:
   t = config.task
   task = ArithmeticTask.generate(t.seed, t.num_train, t.num_eval, tuple(t.level_weights), t.get("teacher_slip", 0.0))
@@ -67,9 +78,7 @@ def prepare(config, workdir: str, log: Callable[[str], None] = print) -> Embedde
   eval_prompts = [template.prompt(p.uid, p.question, p.answer, tokenizer) for p in task.eval]
 
   ws = config.warmstart
-  cache_key = _key(
-      task_fields, config.model.to_dict(), ws.to_dict(), config.rollout.max_new_tokens, config.seed,
-      os.path.basename(tok_path))
+  cache_key = warmstart_key(config, task_fields, os.path.basename(tok_path))
   params_path = os.path.join(cache_dir, f"warmstart_{cache_key}.npz")
   report_path = os.path.join(cache_dir, f"warmstart_{cache_key}.json")
   if os.path.isfile(params_path) and os.path.isfile(report_path):
