@@ -48,6 +48,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ar3po_jax.models.transformer import ModelConfig
+
 PREEMPTED_EXIT_CODE = 143
 COMMIT_MARKER = "commit_success.txt"
 CHECKSUMS = "checksums.json"
@@ -58,7 +60,7 @@ ITEMS = ("state", "arrays", "host")
 # strategy presets only fill other fields, which are compared themselves.)
 RESUMABLE_CHANGES = (
     "rl.steps", "rl.max_skipped_steps", "workdir", "cache_dir", "log.", "checkpoint.", "eval.", "mesh.",
-    "model.export_every", "model.scan_layers", "model.remat", "presets.", "analysis.",
+    "model.export_every", *(f"model.{f}" for f in ModelConfig.EXECUTION_FIELDS), "presets.", "analysis.",
     # How responses are sampled, not what: the engine's keys do not depend on its slot count, and either
     # sampler saves the same key state.
     "rollout.sampler", "rollout.engine.",

@@ -282,6 +282,12 @@ def load_checkpoint(
   return Policy.create(config, _unflatten(loaded), hf_config, os.path.abspath(path))
 
 
+def load_for_config(model_config, mesh: jax.sharding.Mesh | None = None) -> Policy:
+  """`load_checkpoint` of a run's `config.model`: its folder, dtypes and execution fields."""
+  execution = {f: bool(model_config.get(f, False)) for f in ModelConfig.EXECUTION_FIELDS}
+  return load_checkpoint(model_config.checkpoint, model_config.param_dtype, model_config.dtype, mesh, **execution)
+
+
 def _to_host(leaf) -> np.ndarray:
   if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
     from jax.experimental import multihost_utils

@@ -53,6 +53,10 @@ class ModelConfig:
   # activation memory of one layer instead of n_layers.
   remat: bool = False
 
+  # The fields above that change how a pass executes, not the numbers it computes: a checkpoint, a
+  # cached warm start or an HF folder's config.json does not depend on them.
+  EXECUTION_FIELDS = ("scan_layers", "remat")
+
   def __post_init__(self):
     problems = []
     for name in ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff"):

@@ -238,9 +238,7 @@ def build(config, workdir: str, log: Callable[[str], None] = print, mesh=None) -
 
   mesh = mesh or sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   m = config.model
-  policy = hf.load_checkpoint(m.checkpoint, m.param_dtype, m.dtype, mesh,
-                              scan_layers=bool(m.get("scan_layers", False)),
-                              remat=bool(m.get("remat", False)))
+  policy = hf.load_for_config(m, mesh)
   math_data.check_architecture(m, policy.config)
   log(f"model: {m.checkpoint} ({policy.config.num_params:,} parameters, params {m.param_dtype}, compute {m.dtype})")
   template = Template.from_config(config.tokenizer)

@@ -49,7 +49,7 @@ def _key(*parts) -> str:
 
 # Model fields that say how a run executes or exports, not what the warm start computes: adding or
 # changing one must not invalidate cached warm starts (adding scan_layers and remat once did).
-_NOT_IN_WARMSTART_KEY = ("scan_layers", "remat", "export_every")
+_NOT_IN_WARMSTART_KEY = (*ModelConfig.EXECUTION_FIELDS, "export_every")
 
 
 def warmstart_key(config, task_fields: dict, tokenizer_file: str) -> str:
