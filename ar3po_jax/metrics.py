@@ -90,7 +90,8 @@ DOCS: dict[str, str] = {
     "engine/prefill_calls": "engine: prefill calls in this step's rollout",
     "time/verify_s": "seconds inside verifier calls",
     "time/update_s": "seconds in the update (old/ref log-prob passes included)",
-    "time/step_s": "seconds for the whole step",
+    "time/eval_s": "seconds in the held-out evaluation after this step (only on steps that evaluate)",
+    "time/step_s": "seconds for the whole step (evaluation included)",
     "time/elapsed_s": "seconds since RL started",
 }
 TEXT_DOCS = {

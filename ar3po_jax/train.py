@@ -232,8 +232,10 @@ def run(config, workdir: str, setup: Setup, log: Callable[[str], None] = print, 
     # Evaluation and export.
     last = step == rl.steps - 1
     if (config.eval.every and (step + 1) % config.eval.every == 0) or last:
+      eval_start = time.time()
       step_metrics["eval/accuracy"] = evaluate(step + 1)
       step_metrics.update(evaluate_sets())
+      step_metrics["time/eval_s"] = time.time() - eval_start
     export_every = config.model.get("export_every", 0)
     if setup.export is not None and export_every and ((step + 1) % export_every == 0 or last):
       setup.export(state.params, os.path.join(workdir, "hf", f"step_{step + 1}"))

@@ -51,7 +51,11 @@ def test_main_writes_metrics_events_plot_and_summary(tmp_path, strategy):
     assert all(k in record for k in REQUIRED), sorted(set(REQUIRED) - set(record))
   evals = [r["step"] for r in records if r.get("eval/accuracy") is not None]
   assert evals == [0, 2, 3]
+  assert all(r["time/eval_s"] > 0 for r in steps if r.get("eval/accuracy") is not None)  # beside the step's time
   assert os.listdir(tmp_path / "tb") and os.path.getsize(tmp_path / "accuracy_vs_responses.png") > 1000
+  # The environment's JAX_COMPILATION_CACHE_DIR (the suite's shared cache, tests/conftest.py) wins over the
+  # run's own cache folder.
+  assert not (tmp_path / "cache" / "jax").exists() and os.listdir(os.environ["JAX_COMPILATION_CACHE_DIR"])
   if strategy == "grpo":
     assert all(r["rollout/responses"] == 4 * 8 for r in steps)
   # A second run reuses the cached tokenizer and warm start.
