@@ -74,7 +74,10 @@ def main(argv):
   from ar3po_jax import distributed
 
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, auto=FLAGS.distributed)
-  jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "cache", "jax"))
+  # Compiled programs persist beside the run, unless the environment names a cache for every run (JAX's own
+  # variable, which this would otherwise override): the test suite shares one across its subprocess runs.
+  jax.config.update("jax_compilation_cache_dir",
+                    os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(workdir, "cache", "jax"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   from ar3po_jax import checkpoint, sharding, tasks, train, workdir_lock
 

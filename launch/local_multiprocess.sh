@@ -34,6 +34,9 @@ stop_all() {
 trap stop_all INT TERM
 
 for ((i = 0; i < num_processes; i++)); do
+  # The log exists before the process starts: the background job opens it only once forked, and the
+  # `tail` below, reached first on a loaded machine, would find no file and print nothing.
+  : >"$log_dir/process_$i.log"
   # CPU only: N processes on one machine must not all claim the same accelerator.
   JAX_PLATFORMS=cpu XLA_FLAGS="--xla_force_host_platform_device_count=$devices ${XLA_FLAGS:-}" \
     "$python" -m ar3po_jax.main --coordinator_address="127.0.0.1:$port" --num_processes="$num_processes" \

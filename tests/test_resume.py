@@ -9,7 +9,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -113,8 +112,8 @@ def _final(workdir):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-  """An uninterrupted run. Every run shares its tokenizer and warm start (config.cache_dir) and starts
-  from a copy of its compiled programs."""
+  """An uninterrupted run. Every run shares its tokenizer and warm start (config.cache_dir) and its
+  compiled programs (the suite's JAX_COMPILATION_CACHE_DIR, tests/conftest.py)."""
   workdir = str(tmp_path_factory.mktemp("uninterrupted"))
   ARGS.append(f"--config.cache_dir={tmp_path_factory.mktemp('cache')}")
   code, out = _finish(_start(workdir))
@@ -123,17 +122,11 @@ def reference(tmp_path_factory):
   ARGS.pop()
 
 
-def _seeded_workdir(tmp_path, reference):
-  workdir = str(tmp_path / "run")
-  shutil.copytree(os.path.join(reference, "cache"), os.path.join(workdir, "cache"))
-  return workdir
-
-
 @pytest.mark.slow
 def test_sigkill_at_three_points_then_resume_matches_an_uninterrupted_run(tmp_path, reference):
   seed = int(os.environ.get("AR3PO_KILL_SEED", random.randrange(2**31)))
   rng = random.Random(seed)
-  workdir = _seeded_workdir(tmp_path, reference)
+  workdir = str(tmp_path / "run")
   first, third = rng.randint(1, 2), rng.randint(4, STEPS - 1)
   log = [f"AR3PO_KILL_SEED={seed}"]
 
@@ -190,7 +183,7 @@ def _flatten(tree, prefix=""):
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_the_step_and_exits_143_then_a_changed_config_is_refused(tmp_path, reference):
-  workdir = _seeded_workdir(tmp_path, reference)
+  workdir = str(tmp_path / "run")
   proc = _start(workdir, "--config.checkpoint.every=100")
   assert _wait_for(lambda: 2 in _logged_steps(workdir), proc)
   proc.send_signal(signal.SIGTERM)
