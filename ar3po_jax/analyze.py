@@ -228,7 +228,9 @@ def stage1_vs_full(recs: Sequence[dict]) -> dict:
 SWEEP_METRICS = ("final_accuracy", "frac_all_wrong", "responses_per_prompt")
 
 
-def _read_jsonl(path: str) -> list[dict]:
+def read_jsonl(path: str) -> list[dict]:
+  """The records of a JSON-lines file a run writes (metrics.jsonl, records.jsonl), up to a last line
+  that a killed run left cut short."""
   out = []
   with open(path) as f:
     for line in f:
@@ -256,7 +258,7 @@ def run_summary(workdir: str) -> dict:
     pick = str(rollout.get("ar3po", {}).get("reuse_pick", "newest")) if reuse else ""
   except (KeyError, TypeError) as err:
     raise ValueError(f"{config_path}: no rollout.strategy / rollout.buffer.per_prompt,total ({err})") from err
-  history = _read_jsonl(metrics_path)
+  history = read_jsonl(metrics_path)
   accuracy = [r["eval/accuracy"] for r in history if "eval/accuracy" in r]
   if not accuracy:
     raise ValueError(f"{metrics_path}: no eval/accuracy record")

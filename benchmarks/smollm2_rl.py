@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from ar3po_jax import analyze
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -47,8 +49,7 @@ def _records(workdir: str) -> list[dict]:
   path = os.path.join(workdir, "metrics.jsonl")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: no metrics; did the run start?")
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return analyze.read_jsonl(path)  # a run stopped mid-write still summarizes
 
 
 def _mean(values) -> float | None:

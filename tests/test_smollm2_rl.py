@@ -64,5 +64,10 @@ def test_a_run_without_an_evaluation_is_refused_by_name(tmp_path):
   workdir = _write(tmp_path, [_step(1, 8.0, 100.0, 0.0, 1e-5, 20)])
   with pytest.raises(ValueError, match="0 evaluations and 1 training steps"):
     smollm2_rl.summarize(workdir)
+  # A run killed mid-write: its last line is cut short and is left out.
+  lines = [json.dumps(r) for r in ({"step": 0, "eval/accuracy": 0.5}, _step(1, 8.0, 100.0, 0.0, 0.0, 8))]
+  lines.append('{"step": 2, "ro')
+  (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
+  assert smollm2_rl.summarize(str(tmp_path))["steps"] == 1
   with pytest.raises(FileNotFoundError, match="no metrics"):
     smollm2_rl.summarize(str(tmp_path / "missing"))
