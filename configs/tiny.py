@@ -10,7 +10,7 @@ Run (2 CPU cores: RL 268 s, the whole first run 15 minutes with the warm start o
   python -m ar3po_jax.main --config=configs/tiny.py:ar3po --workdir=/tmp/ar3po_tiny
 
 The argument picks the rollout strategy: any registered one (grpo, dapo, ar3po (the default), aero,
-greso, knapsack, pods, ...), or a named variant of one (VARIANTS below: aero_budget), optionally
+greso, knapsack, pods, ...), or a named variant of one (VARIANTS below: aero_budget, aero_budget_hard, aero_reject), optionally
 followed by a task mix after a comma (MIXES below: `configs/tiny.py:grpo,hard`). Override any
 field with --config.FIELD=VALUE, e.g. --config.rl.steps=50 --config.rollout.ar3po.k=2.
 Every field, and how strategy presets and the data root work: configs/common.py.
@@ -44,6 +44,14 @@ VARIANTS = {
     # per prompt over the warm-start pass rates of seeds 0 / 1 / 2 (6.71 / 8.37 / 8.79; simulated 6.75 /
     # 8.35 / 8.80). The default aero (8, then 2 at a time up to 16) spends 9.53 / 11.15 / 11.54 there.
     "aero_budget": ("aero", {"rollout.aero.n_explore": 5, "rollout.aero.budget": 13, "rollout.aero.n_extra": 4}),
+    # The same for the hard mix, whose warm starts leave 57 to 70% of prompts never solved: 5 explore and
+    # one rescue of 4 (budget 9) average 7.98 there (7.97 / 7.75 / 8.21); aero_budget spent 9.81.
+    # `python -m benchmarks.aero_fit` finds such sizes from a run's warm-start pass rates.
+    "aero_budget_hard": ("aero", {"rollout.aero.n_explore": 5, "rollout.aero.budget": 9, "rollout.aero.n_extra": 4}),
+    # Selective rejection alone at GRPO's exact budget: 8 explore and no rescue (budget = n_explore).
+    # By the closed form it removes the most rows any setting at an average of 8 can remove here:
+    # 0.74 a prompt on the default mix's warm starts, 0.88 on the hard mix's (9 and 11%).
+    "aero_reject": ("aero", {"rollout.aero.n_explore": 8, "rollout.aero.budget": 8}),
 }
 # Task mixes: the second part of the argument (`grpo,hard`), applied after the variant's fields. A mix
 # changes the problems, so the held-out split, the tokenizer and the warm start change with it (their
