@@ -8,6 +8,12 @@ the variants compared, so that every one of them reaches it. Between two evaluat
 responses and tokens are interpolated linearly; a variant already at the level before RL has no cost
 to compare ("-"). Per variant: `step_to_matched_accuracy`, `responses_to_matched_accuracy`,
 `tokens_to_matched_accuracy` in summary.json, the last two as table columns.
+
+"Final − GRPO, same seed" pairs each run with GRPO's run of the same seed, which shares its warm start,
+data order and held-out prompts, and gives the mean and standard deviation of the per-seed
+differences (`final_minus_grpo`; likewise `trained_rows_over_grpo` and `responses_over_grpo` as
+ratios). The seeds' warm starts differ by several points, so the unpaired spread of final accuracy
+hides differences that the paired one shows.
 """
 
 from __future__ import annotations
@@ -139,6 +145,17 @@ def aggregate(runs: dict[str, list[dict]], order: list[str]) -> dict:
     ):
       row[f"simulated_{key}"] = _mean_std(s.get(key) for s in sims)
     out["variants"][v] = row
+  # Paired with GRPO at the same seed (same warm start, data order and evaluation prompts): most of the
+  # seeds' spread is the warm starts', and it cancels in the difference.
+  if "grpo" in runs:
+    grpo = {r["seed"]: run_summary(r["history"]) for r in runs["grpo"]}
+    for v in variants:
+      for key, name in (("accuracy_final", "final"), ("trained_rows", "trained_rows"), ("responses", "responses")):
+        pairs = [(run_summary(r["history"])[key], grpo[r["seed"]][key]) for r in runs[v] if r["seed"] in grpo]
+        if name == "final":
+          out["variants"][v]["final_minus_grpo"] = _mean_std(a - b for a, b in pairs)
+        else:
+          out["variants"][v][f"{name}_over_grpo"] = _mean_std(_div(a, b) for a, b in pairs)
   finals = {v: out["variants"][v]["accuracy_final"][0] for v in variants}
   if finals:
     level = min(finals.values())
@@ -178,7 +195,7 @@ def _fmt(pair, spec: str = ".3f") -> str:
   mean, std = pair
   if not np.isfinite(mean):
     return "-"
-  return f"{mean:{spec}} ± {std:{spec}}"
+  return f"{mean:{spec}} ± {std:{spec.lstrip('+')}}"
 
 
 def _cost(row: dict) -> str:
@@ -196,8 +213,9 @@ def markdown(out: dict) -> str:
       " zero-adv before → after reuse |"
       " all-wrong before → after |"
       f" step, responses, tokens to acc. {out.get('matched_accuracy', float('nan')):.3f} |"
+      " final − GRPO, same seed | trained rows / GRPO's |"
   )
-  lines = [head, "|" + "---|" * 14]
+  lines = [head, "|" + "---|" * 16]
   for v, r in out["variants"].items():
     lines.append(
         f"| {v} | {len(r['seeds'])} | {_fmt(r['accuracy_start'])} → {_fmt(r['accuracy_final'])} |"
@@ -210,6 +228,8 @@ def markdown(out: dict) -> str:
         f" {r['frac_zero_adv_before_reuse'][0]:.3f} → {r['frac_zero_adv_after_reuse'][0]:.3f} |"
         f" {r['frac_all_wrong_before_reuse'][0]:.3f} → {r['frac_all_wrong_after_reuse'][0]:.3f} |"
         f" {_cost(r)} |"
+        f" {_fmt(r.get('final_minus_grpo', (float('nan'), 0.0)), '+.3f')} |"
+        f" {_fmt(r.get('trained_rows_over_grpo', (float('nan'), 0.0)), '.2f')} |"
     )
   if out.get("headline"):
     lines.append("")

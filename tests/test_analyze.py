@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from ar3po_jax import analyze
@@ -197,6 +198,33 @@ def test_the_strategy_report_interpolates_step_responses_and_tokens_to_the_match
   assert (fast["step_to_matched_accuracy"], fast["responses_to_matched_accuracy"],
           fast["tokens_to_matched_accuracy"]) == pytest.approx((0.5, 10.0, 20.0))
   assert strategy_report._cost(fast) == "0.5, 10, 20"
+
+
+def test_the_strategy_report_pairs_each_run_with_grpos_of_the_same_seed():
+  from benchmarks import strategy_report
+
+  def run(seed, accuracies, responses):
+    history = _history(accuracies, responses, 1)
+    for r in history[1:]:
+      r["train/rows"] = responses // 2
+    return {"seed": seed, "history": history, "meta": {}}
+
+  # The seeds start 0.3 apart; the variant ends 0.02 and 0.04 above GRPO on each.
+  runs = {
+      "grpo": [run(0, [0.5, 0.6], 8), run(1, [0.2, 0.3], 8)],
+      "x": [run(0, [0.5, 0.62], 4), run(1, [0.2, 0.34], 4)],
+      "lone": [run(2, [0.1, 0.2], 8)],  # no GRPO run of its seed: nothing to pair
+  }
+  out = strategy_report.aggregate(runs, ["grpo", "x", "lone"])
+  x = out["variants"]["x"]
+  assert x["accuracy_final"][1] == pytest.approx(np.std([0.62, 0.34], ddof=1))  # the unpaired spread: 0.2
+  assert x["final_minus_grpo"] == pytest.approx((0.03, np.std([0.02, 0.04], ddof=1)))
+  assert x["trained_rows_over_grpo"] == pytest.approx((0.5, 0.0))
+  assert x["responses_over_grpo"] == pytest.approx((0.5, 0.0))
+  assert out["variants"]["grpo"]["final_minus_grpo"] == pytest.approx((0.0, 0.0))
+  assert np.isnan(out["variants"]["lone"]["final_minus_grpo"][0])
+  row = next(line for line in strategy_report.markdown(out).splitlines() if line.startswith("| x |"))
+  assert row.endswith("| +0.030 ± 0.014 | 0.50 ± 0.00 |")
 
 
 def test_the_hard_task_mix_is_a_second_config_argument():
