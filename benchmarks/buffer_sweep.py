@@ -27,7 +27,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
       help=f"Comma-separated, from {list(strategies.BUFFER_VARIANTS)}.",
   )
   p.add_argument("--results", default="benchmarks/results/buffer_sweep", help="Histories, table and analysis.")
-  p.add_argument("--mix", default="", choices=strategies.MIXES, help="Task mix of configs/tiny.py; empty: default.")
+  p.add_argument("--preset", "--mix", dest="mix", default="", choices=strategies.MIXES,
+                 help="Preset of configs/tiny.py (a task mix or a training setting); empty: none.")
   args, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
   unknown = sorted(set(v for v in args.variants.split(",") if v) - set(strategies.BUFFER_VARIANTS))
   if unknown:

@@ -1,12 +1,13 @@
 r"""The rollout strategies on the embedded task, several seeds each, at one step budget.
 
   .venv/bin/python -m benchmarks.strategies --steps=60 --seeds=0,1,2 \
-      --workdir=/tmp/ar3po_bench [--variants=grpo,ar3po] [--mix=hard] [--override=rl.lr=1e-4] [--aggregate_only]
+      --workdir=/tmp/ar3po_bench [--variants=grpo,ar3po] [--preset=hard|slow] [--override=rl.lr=1e-4] [--aggregate_only]
 
 The default variants are the strategies (DEFAULT_VARIANTS); the replay-buffer sizes of AR3PO
 (`ar3po_buf*`) are variants too, run by `benchmarks.buffer_sweep`. `--mix=hard` trains on
-configs/tiny.py's harder level mix (MIXES there), with its own warm starts and results folder
-(RESULTS_hard by default). Each run folder (WORKDIR/runs/<variant>_seed<k>[_<mix>]) keeps the run's
+configs/tiny.py's harder level mix and `--preset=slow` at its lower learning rate (PRESETS there;
+`--mix` is the same flag), each with its own results folder (RESULTS_hard, RESULTS_slow by default). Each run folder (WORKDIR/runs/<variant>_seed<k>[_<preset>])
+keeps the run's
 config.json, metrics.jsonl and records.jsonl, which `python -m ar3po_jax.analyze` reads.
 
 Each (variant, seed) run trains from the warm start of its seed (computed once per seed and cached
@@ -65,7 +66,7 @@ BUFFER_VARIANTS = {
     "ar3po_buf4_random": ("ar3po", {"rollout.buffer.per_prompt": 4, "rollout.ar3po.reuse_pick": "random"}),
 }
 VARIANTS.update(BUFFER_VARIANTS)
-MIXES = ("",) + tuple(tiny.MIXES)
+MIXES = ("",) + tuple(tiny.PRESETS)
 SIMULATED_STEPS = 3
 
 
@@ -76,7 +77,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument(
       "--variants", default=",".join(DEFAULT_VARIANTS), help=f"Comma-separated, from {list(VARIANTS)}."
   )
-  p.add_argument("--mix", default="", choices=MIXES, help="Task mix of configs/tiny.py (MIXES); empty: the default.")
+  p.add_argument(
+      "--preset", "--mix", dest="mix", default="", choices=MIXES,
+      help="Preset of configs/tiny.py (PRESETS: a task mix or a training setting); empty: none.",
+  )
   p.add_argument(
       "--seeds", default="0,1,2", help="Comma-separated; each has its own warm start, data order and sampling."
   )
@@ -90,7 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   )
   p.add_argument(
       "--results", default="benchmarks/results/strategies",
-      help="Where histories, summaries and plots go; with --mix=M, RESULTS_M unless given.",
+      help="Where histories, summaries and plots go; with --preset=M, RESULTS_M unless given.",
   )
   p.add_argument(
       "--override", action="append", default=[], help="FIELD=VALUE for every run's config, e.g. rl.lr=1e-4; repeatable."

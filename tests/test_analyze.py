@@ -231,15 +231,19 @@ def test_the_hard_task_mix_is_a_second_config_argument():
   from configs import tiny
 
   plain, hard = tiny.get_config("grpo"), tiny.get_config("grpo,hard")
-  assert tuple(hard.task.level_weights) == tiny.MIXES["hard"]["task.level_weights"] != tuple(plain.task.level_weights)
+  assert tuple(hard.task.level_weights) == tiny.PRESETS["hard"]["task.level_weights"] != tuple(plain.task.level_weights)
   assert hard.workdir == "workdir/tiny_grpo_hard" and plain.workdir == ""
   # Levels 4 and 5 carry more of the weight than in the default mix.
   share = lambda w: sum(w[3:]) / sum(w)  # noqa: E731
   assert share(hard.task.level_weights) > share(plain.task.level_weights)
   budget = tiny.get_config("aero_budget,hard")
   assert budget.rollout.aero.n_explore == 5 and budget.task.level_weights == hard.task.level_weights
-  with pytest.raises(ValueError, match="unknown task mix 'harder'"):
+  with pytest.raises(ValueError, match="unknown preset 'harder'"):
     tiny.get_config("grpo,harder")
+  # Presets combine, in order; `slow` changes training only and keeps the task.
+  slow, both = tiny.get_config("grpo,slow"), tiny.get_config("grpo,hard,slow")
+  assert slow.rl.lr == tiny.PRESETS["slow"]["rl.lr"] < plain.rl.lr and slow.task == plain.task
+  assert both.rl.lr == slow.rl.lr and both.task == hard.task and both.workdir == "workdir/tiny_grpo_hard_slow"
 
 
 def test_a_run_shorter_than_three_steps_has_empty_phases():
