@@ -22,8 +22,16 @@ writes the same files into each run folder).
     spread_mean     mean population std of those groups' training rewards
   no_reuse          the same follow-up numbers for the reference: visits whose fresh responses were all
                     wrong and that got no reused response (nothing buffered yet, or a strategy that
-                    does not reuse); `age` is "none"
-  events            all reuse events of the run
+                    does not reuse) and none withheld; `age` is "none". Not a control: a prompt
+                    with nothing buffered was never solved before, so it is harder than a reused one
+  withheld          the same for the matched control (records' `withheld`, AR3PO's
+                    rollout.ar3po.reuse_control > 0): all-wrong visits of control prompts that had a
+                    response buffered and were not given it; `withheld_bins` splits them by age
+  matched           reused against withheld: reused_followed, withheld_followed, reused_solved,
+                    withheld_solved, difference (reused minus withheld solved_within_k) and stderr.
+                    The arms are fixed by a hash of the uid, so the difference is reuse's effect on
+                    later solving (NaN without a control)
+  runs, events      the runs pooled (--workdir may list several) and their reuse events
 (b) stage1_vs_full.json: early stages against final difficulty, at steps with a full draw
   (`analysis.full_draw_every` > 0 in the run's config; none: `pairs` is 0 everywhere).
   phases[]          the run's steps in thirds ("early", "middle", "late") and "all":
@@ -152,27 +160,62 @@ def _bin_row(label: str, events: list[dict]) -> dict:
   }
 
 
-def reuse_age(recs: Sequence[dict], k: int = 3) -> dict:
-  """Analysis (a) over a run's records (module docstring)."""
-  if k < 1:
-    raise ValueError(f"--k must be >= 1, got {k}")
+def _reuse_events(recs: Sequence[dict], k: int) -> tuple[list[dict], list[dict], list[dict]]:
+  """One run's (reuse events, all-wrong visits with nothing reused or withheld, withheld events)."""
   visits = _visits(recs)
-  events, reference = [], []
+  events, reference, withheld = [], [], []
   for rec in recs:
     step = int(rec["step"])
-    reused_uids = set()
+    reused_uids, withheld_uids = set(), set()
     for r in rec.get("reuse", []):
-      age = int(r["age"])
-      solved, rate = _follow_up(visits[r["uid"]] if r["uid"] in visits else [], step, k)
-      events.append({"age": age, "solved": solved, "next_pass_rate": rate, "nonzero": bool(r["nonzero"]),
+      solved, rate = _follow_up(visits.get(r["uid"], []), step, k)
+      events.append({"age": int(r["age"]), "solved": solved, "next_pass_rate": rate, "nonzero": bool(r["nonzero"]),
                      "spread": float(r["spread"])})
       reused_uids.add(r["uid"])
+    for r in rec.get("withheld", []):
+      solved, rate = _follow_up(visits.get(r["uid"], []), step, k)
+      withheld.append({"age": int(r["age"]), "solved": solved, "next_pass_rate": rate, "nonzero": None,
+                       "spread": None})
+      withheld_uids.add(r["uid"])
     for e in rec["prompts"]:
-      if sum(e["sampled"]) > 0 and sum(e["correct"]) == 0 and e["uid"] not in reused_uids:
+      if sum(e["sampled"]) > 0 and sum(e["correct"]) == 0 and e["uid"] not in reused_uids | withheld_uids:
         solved, rate = _follow_up(visits[e["uid"]], step, k)
         reference.append({"solved": solved, "next_pass_rate": rate, "nonzero": None, "spread": None})
-  bins = [_bin_row(label, [e for e in events if age_label(e["age"]) == label]) for label in _age_labels()]
-  return {"k": k, "bins": bins, "no_reuse": _bin_row("none", reference), "events": len(events)}
+  return events, reference, withheld
+
+
+def matched_difference(reused: Sequence[dict], withheld: Sequence[dict]) -> dict:
+  """Solved-within-k of reused prompts minus that of the matched control, with its standard error
+  (two independent proportions, normal approximation; events of one prompt are treated as independent)."""
+  a = [float(e["solved"]) for e in reused if e["solved"] is not None]
+  b = [float(e["solved"]) for e in withheld if e["solved"] is not None]
+  if not a or not b:
+    return {"reused_followed": len(a), "withheld_followed": len(b), "difference": float("nan"),
+            "stderr": float("nan")}
+  pa, pb = float(np.mean(a)), float(np.mean(b))
+  return {"reused_followed": len(a), "withheld_followed": len(b), "reused_solved": pa, "withheld_solved": pb,
+          "difference": pa - pb, "stderr": math.sqrt(pa * (1 - pa) / len(a) + pb * (1 - pb) / len(b))}
+
+
+def reuse_age(recs: Sequence[dict], k: int = 3) -> dict:
+  """Analysis (a) over a run's records (module docstring)."""
+  return reuse_age_pooled([recs], k)
+
+
+def reuse_age_pooled(runs: Sequence[Sequence[dict]], k: int = 3) -> dict:
+  """Analysis (a) over several runs' records: each run's prompts are followed within that run, then
+  the events of all runs are binned together."""
+  if k < 1:
+    raise ValueError(f"--k must be >= 1, got {k}")
+  events, reference, withheld = [], [], []
+  for recs in runs:
+    e, r, w = _reuse_events(recs, k)
+    events, reference, withheld = events + e, reference + r, withheld + w
+  def bins(evs):
+    return [_bin_row(label, [e for e in evs if age_label(e["age"]) == label]) for label in _age_labels()]
+  return {"k": k, "runs": len(runs), "bins": bins(events), "no_reuse": _bin_row("none", reference),
+          "withheld": _bin_row("withheld", withheld), "withheld_bins": bins(withheld),
+          "matched": matched_difference(events, withheld), "events": len(events)}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -324,7 +367,8 @@ def _plt():
 
 def plot_reuse_age(result: dict, path: str) -> None:
   plt = _plt()
-  rows = result["bins"] + [result["no_reuse"]]
+  withheld = result.get("withheld") or {}
+  rows = result["bins"] + ([withheld] if withheld.get("events") else []) + [result["no_reuse"]]
   labels = [f"{r['age']}\n(n={r['events']})" for r in rows]
   x = np.arange(len(rows))
   fig, ax = plt.subplots(figsize=(7, 4))
@@ -332,7 +376,7 @@ def plot_reuse_age(result: dict, path: str) -> None:
   ax.bar(x + 0.2, [r["nonzero_frac"] for r in rows], 0.4, label="group with non-zero advantage")
   ax.plot(x, [r["next_pass_rate"] for r in rows], "ko-", label="pass rate over the next visits")
   ax.set_xticks(x, labels)
-  ax.set_xlabel("reuse age (steps); 'none': all-wrong groups without reuse")
+  ax.set_xlabel("reuse age (steps); 'withheld': matched control; 'none': all-wrong, nothing buffered")
   ax.set_ylim(0, 1.05)
   ax.legend(fontsize=8)
   ax.set_title("Reuse age against benefit")
@@ -381,9 +425,10 @@ def _fmt(v) -> str:
 
 
 def analyze_workdir(workdir: str, out: str, k: int = 3) -> dict:
-  """Analyses (a) and (b) of one run, written to `out`; returns both results."""
-  recs = records_lib.read(workdir)
-  age = reuse_age(recs, k)
+  """Analyses (a) and (b) of one run, or of several runs pooled (comma-separated), written to `out`."""
+  runs = [records_lib.read(w) for w in workdir.split(",") if w]
+  age = reuse_age_pooled(runs, k)
+  recs = [r for run in runs for r in run]  # (b) pairs each record with its own full draw: pooling is safe
   stage1 = stage1_vs_full(recs)
   _write_json(out, "reuse_age", age)
   _write_json(out, "stage1_vs_full", stage1)
@@ -394,22 +439,29 @@ def analyze_workdir(workdir: str, out: str, k: int = 3) -> dict:
 
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(prog="python -m ar3po_jax.analyze", description=__doc__.split("\n\n")[0])
-  p.add_argument("--workdir", default="", help="A finished run: analyses (a) reuse age and (b) stage 1 vs full draw.")
+  p.add_argument("--workdir", default="", help="A finished run (or several, comma-separated, pooled): analyses "
+                 "(a) reuse age and (b) stage 1 vs full draw.")
   p.add_argument("--sweep", default="", help="Comma-separated run folders: analysis (c) buffer size.")
   p.add_argument("--out", default="", help="Output folder; default WORKDIR/analysis, else ./analysis.")
   p.add_argument("--k", type=int, default=3, help="Later visits of a prompt looked at after a reuse.")
   args = p.parse_args(argv)
   if not args.workdir and not args.sweep:
     p.error("give --workdir and/or --sweep")
-  out = args.out or (os.path.join(args.workdir, "analysis") if args.workdir else "analysis")
+  single = args.workdir and "," not in args.workdir
+  out = args.out or (os.path.join(args.workdir, "analysis") if single else "analysis")
   os.makedirs(out, exist_ok=True)
   if args.workdir:
     res = analyze_workdir(args.workdir, out, args.k)
-    print(f"(a) reuse age against benefit: {res['reuse_age']['events']} reuse events, k={args.k}")
-    for r in res["reuse_age"]["bins"] + [res["reuse_age"]["no_reuse"]]:
-      print(f"  age {r['age']:>5}  events {r['events']:5d}  followed {r['followed']:5d}  solved_within_k "
+    age = res["reuse_age"]
+    print(f"(a) reuse age against benefit: {age['events']} reuse events in {age['runs']} run(s), k={args.k}")
+    for r in age["bins"] + [age["withheld"], age["no_reuse"]]:
+      print(f"  age {r['age']:>8}  events {r['events']:5d}  followed {r['followed']:5d}  solved_within_k "
             f"{_fmt(r['solved_within_k'])}  next_pass_rate {_fmt(r['next_pass_rate'])}  "
             f"nonzero_frac {_fmt(r['nonzero_frac'])}")
+    m = age["matched"]
+    if m["withheld_followed"]:
+      print(f"  matched control: reused minus withheld solved_within_k {_fmt(m['difference'])} "
+            f"+- {_fmt(m['stderr'])} (n = {m['reused_followed']} and {m['withheld_followed']})")
     print("(b) stage-1 success against full-draw pass rate (Spearman):")
     for r in res["stage1_vs_full"]["phases"]:
       steps = f"{r['steps'][0]}-{r['steps'][1]}" if r["steps"] else "none"

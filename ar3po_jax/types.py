@@ -69,12 +69,15 @@ class Group:
     for DAPO's masked overlong responses; such responses still count in the group's mean and std.
   posterior_mean: AERO's Beta posterior mean for this prompt, used as the baseline when the group is
     degenerate (all rewards equal); None for the other strategies.
+  withheld_step: for a prompt of AR3PO's matched control (rollout.ar3po.reuse_control), the producing
+    step of the buffered response it would have been given and was not; None otherwise.
   """
 
   prompt: Prompt
   responses: list[Response]
   train_mask: list[bool]
   posterior_mean: float | None = None
+  withheld_step: int | None = None
 
   @property
   def rewards(self) -> np.ndarray:

@@ -64,6 +64,9 @@ BUFFER_VARIANTS = {
     # a random pick over the prompt's buffered responses is where the size can matter.
     "ar3po_buf2_random": ("ar3po", {"rollout.buffer.per_prompt": 2, "rollout.ar3po.reuse_pick": "random"}),
     "ar3po_buf4_random": ("ar3po", {"rollout.buffer.per_prompt": 4, "rollout.ar3po.reuse_pick": "random"}),
+    # The matched control: half the prompts (by uid hash) never get a reused response, so that
+    # `python -m ar3po_jax.analyze` can compare what reuse did against what it would have done.
+    "ar3po_control": ("ar3po", {"rollout.ar3po.reuse_control": 0.5}),
 }
 VARIANTS.update(BUFFER_VARIANTS)
 MIXES = ("",) + tuple(tiny.PRESETS)

@@ -156,6 +156,9 @@ def base(strategy: str) -> ml_collections.ConfigDict:
   c.rollout.ar3po.reuse = True
   c.rollout.ar3po.reuse_mode = "recompute"  # Option I "recompute" | Option II "stop_gradient"
   c.rollout.ar3po.reuse_pick = "newest"  # "newest" | "random"
+  # Matched control for the reuse analysis: this fraction of prompts (fixed per prompt by a hash of its
+  # uid) never gets a reused response, although one is buffered; the records log what was withheld.
+  c.rollout.ar3po.reuse_control = 0.0
 
   c.rollout.buffer = ml_collections.ConfigDict()
   c.rollout.buffer.per_prompt = 2

@@ -72,6 +72,50 @@ def test_reuse_age_follows_each_prompt_to_its_next_visits():
     analyze.reuse_age(RUN, k=0)
 
 
+# A matched-control run: c is in the control; at step 2 its buffered answer (step 1) is withheld, and
+# at step 4 it is solved on its own. a is treated as in RUN.
+CONTROL_RUN = [
+    {"step": 0, "prompts": [_p("c", [4, 4], [0, 0])], "reuse": [], "withheld": []},
+    {"step": 2, "prompts": [_p("c", [4, 4], [0, 0]), _p("a", [4, 4], [0, 0])],
+     "reuse": [{"uid": "a", "sampled_step": 1, "age": 1, "spread": 0.3, "nonzero": True}],
+     "withheld": [{"uid": "c", "sampled_step": 1, "age": 1}]},
+    {"step": 4, "prompts": [_p("c", [4, 0], [1, 0]), _p("a", [4, 4], [0, 0])], "reuse": [], "withheld": []},
+]
+
+
+def test_the_matched_control_is_followed_like_the_reused_prompts_and_kept_out_of_the_reference():
+  res = analyze.reuse_age(CONTROL_RUN, k=1)
+  w = res["withheld"]
+  assert (w["events"], w["followed"], w["solved_within_k"], w["next_pass_rate"]) == (1, 1, 1.0, 0.25)
+  assert {r["age"]: r["events"] for r in res["withheld_bins"]}["1"] == 1
+  # The reference holds c at step 0 and a at step 4 (censored), not the withheld visit of c.
+  assert (res["no_reuse"]["events"], res["no_reuse"]["followed"]) == (2, 1)
+  m = res["matched"]
+  assert (m["reused_solved"], m["withheld_solved"], m["difference"]) == (0.0, 1.0, -1.0)
+  # A record written before the control existed has no "withheld": nothing to compare.
+  assert math.isnan(analyze.reuse_age(RUN, k=1)["matched"]["difference"])
+
+
+def test_matched_difference_against_hand_numbers():
+  ev = lambda solved: {"solved": solved}  # noqa: E731
+  reused = [ev(True)] * 6 + [ev(False)] * 4 + [ev(None)] * 3  # 0.6 of 10 followed
+  withheld = [ev(True)] * 2 + [ev(False)] * 6  # 0.25 of 8
+  m = analyze.matched_difference(reused, withheld)
+  assert (m["reused_followed"], m["withheld_followed"]) == (10, 8)
+  assert m["difference"] == pytest.approx(0.35)
+  assert m["stderr"] == pytest.approx(math.sqrt(0.6 * 0.4 / 10 + 0.25 * 0.75 / 8))
+
+
+def test_pooled_runs_follow_each_prompt_within_its_own_run():
+  # In RUN, a's reuse at step 2 is followed by a solved visit at step 5. A second run in which a is drawn
+  # only at step 3, all wrong, must not count as a's follow-up in the first run.
+  other = [{"step": 3, "prompts": [_p("a", [4, 4], [0, 0])], "reuse": []}]
+  pooled = analyze.reuse_age_pooled([RUN, other], k=1)
+  assert pooled["runs"] == 2
+  assert {r["age"]: r for r in pooled["bins"]}["1"]["solved_within_k"] == 1.0
+  assert pooled["no_reuse"]["events"] == analyze.reuse_age(RUN, k=1)["no_reuse"]["events"] + 1
+
+
 def _draw(step, entries, rates):
   return {"step": step, "prompts": entries, "reuse": [], "full_draw": {"samples": 8, "pass_rates": rates}}
 

@@ -124,3 +124,53 @@ def test_prompts_with_a_correct_response_are_never_given_a_reused_one():
     buffer.add(uid, buffered(f"old-{uid} \\boxed{{0}}", 1), 1)
   result, _, _ = run(ar3po_config(), buffer=buffer)
   assert [sum(r.reused for r in g.responses) for g in result.groups] == [0, 0, 1, 0]
+
+
+def test_a_matched_control_prompt_has_its_buffered_response_withheld_and_logged():
+  rollout = ar3po_config()
+  rollout.ar3po.reuse_control = 0.999  # every prompt of this test in the control (a hash below 0.999)
+  assert all(make_strategy(rollout).in_control(f"sim-{i}") for i in range(4))
+  result, _, buffer = run(rollout)
+  g2, g3 = result.groups[2], result.groups[3]
+  assert texts(g2) == ["sim-2#0", "sim-2#1", "sim-2#2", "sim-2#3"]  # the buffered "old" was not added
+  assert g2.withheld_step == 3  # the step of the response withheld
+  assert g3.withheld_step is None  # nothing buffered for sim-3: nothing withheld
+  assert result.metrics["ar3po/withheld"] == 1 and result.metrics["rollout/reused"] == 0
+  assert result.records["withheld"] == [{"uid": "sim-2", "sampled_step": 3, "age": 2}]
+  assert result.records["reuse"] == []
+  assert len(buffer.responses("sim-2")) == 1  # withholding takes nothing out of the buffer
+
+
+def test_the_control_is_a_fixed_share_of_prompts_and_leaves_the_others_rng_untouched():
+  rollout = ar3po_config(reuse_pick="random", stages=1)
+  rollout.ar3po.reuse_control = 0.5
+  strategy = make_strategy(rollout)
+  uids = [f"p{i}" for i in range(4000)]
+  share = np.mean([strategy.in_control(u) for u in uids])
+  assert share == pytest.approx(0.5, abs=0.03)
+  assert [strategy.in_control(u) for u in uids[:50]] == [make_strategy(rollout).in_control(u) for u in uids[:50]]
+  # With a random pick, the treated prompts get the same responses as without the control: a withheld
+  # prompt still draws its pick from the step's rng.
+  scripts = ["00"] * 40
+  prompts = make_prompts(len(scripts))
+
+  def picks(control):
+    r = ar3po_config(reuse_pick="random", stages=1)
+    r.ar3po.reuse_control = control
+    buffer = ReplayBuffer(4, 10_000)
+    for p in prompts:
+      for step in (1, 2, 3):
+        buffer.add(p.uid, buffered(f"{p.uid}@{step} \\boxed{{0}}", step), step)
+    result, _, _ = run(r, scripts=scripts, buffer=buffer, seed=7)
+    return {g.prompt.uid: g.responses[-1].text for g in result.groups if g.responses[-1].reused}
+
+  treated, everyone = picks(0.5), picks(0.0)
+  assert 0 < len(treated) < len(everyone) == 40
+  assert treated == {uid: everyone[uid] for uid in treated}
+
+
+def test_a_control_share_outside_zero_to_one_is_refused():
+  rollout = ar3po_config()
+  rollout.ar3po.reuse_control = 1.0
+  with pytest.raises(ValueError, match="reuse_control"):
+    make_strategy(rollout)

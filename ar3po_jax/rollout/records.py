@@ -16,6 +16,9 @@ One JSON line per RL step, written by process 0 after the step's metrics:
                 spread   the population std of the group's training rewards, reused ones included
                 nonzero  the group has a non-zero advantage (rewards not all equal; AERO's posterior
                          baseline counts as non-zero), i.e. the reuse gave the group a gradient
+  withheld    one entry per prompt of AR3PO's matched control (rollout.ar3po.reuse_control) that
+              ended all wrong with a response buffered, which it was not given:
+                uid, sampled_step, age   as for `reuse`, of the response withheld
   full_draw   only at steps where `analysis.full_draw_every` asks for one (train.py): before the
               update, `samples` fresh responses for up to `analysis.full_draw_prompts` of the step's
               drawn prompts at the same policy; `pass_rates` maps uid -> fraction correct.
@@ -60,7 +63,11 @@ def step_records(state: StepState, groups: Sequence[Group], step: int) -> dict:
           "uid": group.prompt.uid, "sampled_step": int(r.step), "age": int(step) - int(r.step),
           "spread": round(spread, 6), "nonzero": bool(nonzero),
       })
-  return {"step": int(step), "prompts": prompts, "reuse": reuse}
+  withheld = [
+      {"uid": g.prompt.uid, "sampled_step": int(g.withheld_step), "age": int(step) - int(g.withheld_step)}
+      for g in groups if g.withheld_step is not None
+  ]
+  return {"step": int(step), "prompts": prompts, "reuse": reuse, "withheld": withheld}
 
 
 def full_draw_due(analysis_config, step: int) -> bool:

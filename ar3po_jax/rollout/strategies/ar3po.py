@@ -10,9 +10,19 @@ Our choices: S = 2, k = 4 (cap 8, GRPO's G); exactly one reused response per all
 the newest buffered one by default (`reuse_pick="newest"`, or `"random"` through the step's rng);
 the reused response is appended after the step's own responses; the buffer keeps it after reuse.
 Option I needs nothing here beyond `reused=True`: the trainer recomputes its log-probs.
+
+Matched control (ours, for the paper's open question whether reuse helps): with `reuse_control` = f
+> 0, a fixed fraction f of prompts, chosen by a hash of the uid (the same prompts in every run and
+seed), never get a reused response. When such a prompt ends all wrong with a response buffered, the
+response is picked as usual (so the rng advances exactly as without the control) and withheld; its
+group carries the response's step in `withheld_step`, which the step records log. Since the arm is
+random with respect to difficulty, the control's later success rate is what the reused prompts
+would have done without reuse (`python -m ar3po_jax.analyze`).
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -27,6 +37,10 @@ REUSE_MODES = ("recompute", "stop_gradient")
 class Ar3po(Strategy):
   name = "ar3po"
   slot_local = True
+  metrics_doc = {
+      "ar3po/withheld": "all-wrong prompts of the matched control (rollout.ar3po.reuse_control) whose "
+                        "buffered response was withheld",
+  }
 
   @classmethod
   def max_responses_per_prompt(cls, rollout_config) -> int:
@@ -43,6 +57,8 @@ class Ar3po(Strategy):
       out.append(f"rollout.ar3po.reuse_mode must be one of {REUSE_MODES}, got {a.reuse_mode!r}")
     if a.reuse_pick not in PICK_MODES:
       out.append(f"rollout.ar3po.reuse_pick must be one of {PICK_MODES}, got {a.reuse_pick!r}")
+    if not 0.0 <= a.get("reuse_control", 0.0) < 1.0:
+      out.append(f"rollout.ar3po.reuse_control must be in [0, 1), got {a.reuse_control}")
     return out
 
   def __init__(self, rollout_config):
@@ -53,10 +69,12 @@ class Ar3po(Strategy):
     self.reuse = bool(a.reuse)
     self.reuse_mode = str(a.reuse_mode)
     self.reuse_pick = str(a.reuse_pick)
+    self.reuse_control = float(a.get("reuse_control", 0.0))
     require(self.batch_prompts >= 1, f"ar3po: batch_prompts={self.batch_prompts} must be >= 1")
     require(self.stages >= 1 and self.k >= 1, f"ar3po: stages={self.stages} and k={self.k} must be >= 1")
     require(self.reuse_mode in REUSE_MODES, f"ar3po: reuse_mode {self.reuse_mode!r} not in {REUSE_MODES}")
     require(self.reuse_pick in PICK_MODES, f"ar3po: reuse_pick {self.reuse_pick!r} not in {PICK_MODES}")
+    require(0.0 <= self.reuse_control < 1.0, f"ar3po: reuse_control={self.reuse_control} must be in [0, 1)")
 
   @classmethod
   def closed_forms(cls, rollout_config, p: float) -> dict[str, float]:
@@ -74,14 +92,20 @@ class Ar3po(Strategy):
       return counts_for(state, lambda s: 0)
     return counts_for(state, lambda s: self.k if s.num_correct == 0 else 0)
 
+  def in_control(self, uid: str) -> bool:
+    """Whether prompt `uid` belongs to the matched control: a fixed hash of the uid, not the rng."""
+    return self.reuse_control > 0 and zlib.crc32(uid.encode()) / 2**32 < self.reuse_control
+
   def form_groups(self, state, buffer, rng):
-    groups = []
+    groups, withheld = [], 0
     for slot in state.slots:
       group = Group(slot.prompt, list(slot.responses), [True] * slot.num_sampled)
       if self.reuse and slot.num_correct == 0:
         reused = buffer.pick(slot.prompt.uid, self.reuse_pick, rng)
-        if reused is not None:
+        if reused is not None and self.in_control(slot.prompt.uid):
+          group.withheld_step, withheld = int(reused.step), withheld + 1
+        elif reused is not None:
           group.responses.append(reused)
           group.train_mask.append(self.reuse_mode == "recompute")
       groups.append(group)
-    return groups, {}
+    return groups, {"ar3po/withheld": float(withheld)}
