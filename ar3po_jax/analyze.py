@@ -31,6 +31,10 @@ writes the same files into each run folder).
                     withheld_solved, difference (reused minus withheld solved_within_k) and stderr.
                     The arms are fixed by a hash of the uid, so the difference is reuse's effect on
                     later solving (NaN without a control)
+  matched_first     the same over each prompt's first eligible visit only. Later visits are selected
+                    after treatment (a prompt reuse helped is all wrong less often, so the treated
+                    prompts still eligible are the harder ones), which biases `matched` against reuse;
+                    first visits are not, at the price of fewer events
   runs, events      the runs pooled (--workdir may list several) and their reuse events
 (b) stage1_vs_full.json: early stages against final difficulty, at steps with a full draw
   (`analysis.full_draw_every` > 0 in the run's config; none: `pairs` is 0 everywhere).
@@ -169,13 +173,13 @@ def _reuse_events(recs: Sequence[dict], k: int) -> tuple[list[dict], list[dict],
     reused_uids, withheld_uids = set(), set()
     for r in rec.get("reuse", []):
       solved, rate = _follow_up(visits.get(r["uid"], []), step, k)
-      events.append({"age": int(r["age"]), "solved": solved, "next_pass_rate": rate, "nonzero": bool(r["nonzero"]),
-                     "spread": float(r["spread"])})
+      events.append({"uid": r["uid"], "step": step, "age": int(r["age"]), "solved": solved, "next_pass_rate": rate,
+                     "nonzero": bool(r["nonzero"]), "spread": float(r["spread"])})
       reused_uids.add(r["uid"])
     for r in rec.get("withheld", []):
       solved, rate = _follow_up(visits.get(r["uid"], []), step, k)
-      withheld.append({"age": int(r["age"]), "solved": solved, "next_pass_rate": rate, "nonzero": None,
-                       "spread": None})
+      withheld.append({"uid": r["uid"], "step": step, "age": int(r["age"]), "solved": solved,
+                       "next_pass_rate": rate, "nonzero": None, "spread": None})
       withheld_uids.add(r["uid"])
     for e in rec["prompts"]:
       if sum(e["sampled"]) > 0 and sum(e["correct"]) == 0 and e["uid"] not in reused_uids | withheld_uids:
@@ -197,6 +201,14 @@ def matched_difference(reused: Sequence[dict], withheld: Sequence[dict]) -> dict
           "difference": pa - pb, "stderr": math.sqrt(pa * (1 - pa) / len(a) + pb * (1 - pb) / len(b))}
 
 
+def first_per_prompt(events: Sequence[dict]) -> list[dict]:
+  """Each prompt's earliest event (events of one run; pooled runs are tagged apart by `run`)."""
+  first: dict = {}
+  for e in sorted(events, key=lambda e: e["step"]):
+    first.setdefault((e.get("run", 0), e["uid"]), e)
+  return list(first.values())
+
+
 def reuse_age(recs: Sequence[dict], k: int = 3) -> dict:
   """Analysis (a) over a run's records (module docstring)."""
   return reuse_age_pooled([recs], k)
@@ -208,14 +220,18 @@ def reuse_age_pooled(runs: Sequence[Sequence[dict]], k: int = 3) -> dict:
   if k < 1:
     raise ValueError(f"--k must be >= 1, got {k}")
   events, reference, withheld = [], [], []
-  for recs in runs:
+  for i, recs in enumerate(runs):
     e, r, w = _reuse_events(recs, k)
+    for x in e + w:
+      x["run"] = i
     events, reference, withheld = events + e, reference + r, withheld + w
   def bins(evs):
     return [_bin_row(label, [e for e in evs if age_label(e["age"]) == label]) for label in _age_labels()]
   return {"k": k, "runs": len(runs), "bins": bins(events), "no_reuse": _bin_row("none", reference),
           "withheld": _bin_row("withheld", withheld), "withheld_bins": bins(withheld),
-          "matched": matched_difference(events, withheld), "events": len(events)}
+          "matched": matched_difference(events, withheld),
+          "matched_first": matched_difference(first_per_prompt(events), first_per_prompt(withheld)),
+          "events": len(events)}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -459,9 +475,10 @@ def main(argv=None) -> None:
             f"{_fmt(r['solved_within_k'])}  next_pass_rate {_fmt(r['next_pass_rate'])}  "
             f"nonzero_frac {_fmt(r['nonzero_frac'])}")
     m = age["matched"]
-    if m["withheld_followed"]:
-      print(f"  matched control: reused minus withheld solved_within_k {_fmt(m['difference'])} "
-            f"+- {_fmt(m['stderr'])} (n = {m['reused_followed']} and {m['withheld_followed']})")
+    for name, m in (("every eligible visit", age["matched"]), ("first eligible visit", age["matched_first"])):
+      if m["withheld_followed"]:
+        print(f"  matched control, {name}: reused minus withheld solved_within_k {_fmt(m['difference'])} "
+              f"+- {_fmt(m['stderr'])} (n = {m['reused_followed']} and {m['withheld_followed']})")
     print("(b) stage-1 success against full-draw pass rate (Spearman):")
     for r in res["stage1_vs_full"]["phases"]:
       steps = f"{r['steps'][0]}-{r['steps'][1]}" if r["steps"] else "none"

@@ -92,6 +92,7 @@ def test_the_matched_control_is_followed_like_the_reused_prompts_and_kept_out_of
   assert (res["no_reuse"]["events"], res["no_reuse"]["followed"]) == (2, 1)
   m = res["matched"]
   assert (m["reused_solved"], m["withheld_solved"], m["difference"]) == (0.0, 1.0, -1.0)
+  assert res["matched_first"]["difference"] == -1.0  # one eligible visit per prompt here
   # A record written before the control existed has no "withheld": nothing to compare.
   assert math.isnan(analyze.reuse_age(RUN, k=1)["matched"]["difference"])
 
@@ -104,6 +105,13 @@ def test_matched_difference_against_hand_numbers():
   assert (m["reused_followed"], m["withheld_followed"]) == (10, 8)
   assert m["difference"] == pytest.approx(0.35)
   assert m["stderr"] == pytest.approx(math.sqrt(0.6 * 0.4 / 10 + 0.25 * 0.75 / 8))
+
+
+def test_first_per_prompt_keeps_each_prompts_earliest_event_per_run():
+  events = [{"uid": "a", "step": 5, "run": 0}, {"uid": "a", "step": 2, "run": 0}, {"uid": "b", "step": 3, "run": 0},
+            {"uid": "a", "step": 9, "run": 1}]
+  assert sorted((e["run"], e["uid"], e["step"]) for e in analyze.first_per_prompt(events)) == [
+      (0, "a", 2), (0, "b", 3), (1, "a", 9)]
 
 
 def test_pooled_runs_follow_each_prompt_within_its_own_run():
