@@ -237,6 +237,32 @@ def markdown(out: dict) -> str:
   return "\n".join(lines)
 
 
+def curve_table(runs: dict[str, list[dict]], variants: list[str]) -> str:
+  """Seed-mean held-out accuracy at each evaluation step every variant's seeds share, and the seed-mean
+  cumulative responses sampled by then, one row a variant."""
+  curves = {v: {step: (acc, cost) for step, acc, cost in _curve_points(runs[v])} for v in variants}
+  steps = sorted(set.intersection(*(set(c) for c in curves.values()))) if curves else []
+  if not steps:
+    return ""
+  lines = ["| variant | seeds | " + " | ".join(f"step {s}" for s in steps) + " |", "|" + "---|" * (len(steps) + 2)]
+  for v in variants:
+    cells = [f"{curves[v][s][0]:.3f}" + (f" ({curves[v][s][1]:,.0f})" if s else "") for s in steps]
+    lines.append(f"| {v} | {len(runs[v])} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _curve_points(runs: list[dict]) -> list[tuple[int, float, float]]:
+  """(step, seed-mean accuracy, seed-mean cumulative responses) at the steps every seed evaluated."""
+  per_seed = [
+      {r["step"]: (r["eval/accuracy"], r.get("rollout/cum_responses", 0.0)) for r in run["history"]
+       if r.get("eval/accuracy") is not None}
+      for run in runs
+  ]
+  common = sorted(set.intersection(*(set(p) for p in per_seed)))
+  return [(s, float(np.mean([p[s][0] for p in per_seed])), float(np.mean([p[s][1] for p in per_seed])))
+          for s in common]
+
+
 def plot(runs: dict[str, list[dict]], out: dict, results: str) -> list[str]:
   import matplotlib
 
@@ -296,6 +322,9 @@ def build(results: str, order: list[str]) -> str:
   with open(os.path.join(results, "summary.json"), "w") as f:
     json.dump(out, f, indent=1)
   text = markdown(out)
+  curves = curve_table(runs, list(out["variants"]))
+  if curves:
+    text += "\n\nSeed-mean held-out accuracy along the run (seed-mean cumulative responses sampled by then):\n\n" + curves
   if len(steps) > 1:
     text += f"\n\nWARNING: runs of different step budgets {steps} are mixed in {results}"
   with open(os.path.join(results, "summary.md"), "w") as f:

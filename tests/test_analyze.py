@@ -279,6 +279,20 @@ def test_the_strategy_report_pairs_each_run_with_grpos_of_the_same_seed():
   assert row.endswith("| +0.030 ± 0.014 | 0.50 ± 0.00 |")
 
 
+def test_the_curve_table_averages_seeds_at_the_steps_all_of_them_share():
+  from benchmarks import strategy_report
+
+  runs = {
+      "a": [{"seed": 0, "history": _history([0.2, 0.4, 0.5], 10, 1), "meta": {}},
+            {"seed": 1, "history": _history([0.4, 0.6], 30, 1), "meta": {}}],  # stopped after step 1
+      "b": [{"seed": 0, "history": _history([0.3, 0.3, 0.3], 8, 1), "meta": {}}],
+  }
+  lines = strategy_report.curve_table(runs, ["a", "b"]).splitlines()
+  assert lines[0] == "| variant | seeds | step 0 | step 1 |"
+  assert lines[2] == "| a | 2 | 0.300 | 0.500 (20) |"  # (0.4 + 0.6) / 2 after (10 + 30) / 2 responses
+  assert lines[3] == "| b | 1 | 0.300 | 0.300 (8) |"
+
+
 def test_the_hard_task_mix_is_a_second_config_argument():
   from configs import tiny
 
