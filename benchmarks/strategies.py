@@ -6,9 +6,9 @@ r"""The rollout strategies on the embedded task, several seeds each, at one step
 The default variants are the strategies (DEFAULT_VARIANTS); the replay-buffer sizes of AR3PO
 (`ar3po_buf*`) are variants too, run by `benchmarks.buffer_sweep`. `--mix=hard` trains on
 configs/tiny.py's harder level mix and `--preset=slow` at its lower learning rate (PRESETS there;
-`--mix` is the same flag), each with its own results folder (RESULTS_hard, RESULTS_slow by default). Each run folder (WORKDIR/runs/<variant>_seed<k>[_<preset>])
-keeps the run's
-config.json, metrics.jsonl and records.jsonl, which `python -m ar3po_jax.analyze` reads.
+`--mix` is the same flag), each with its own results folder (RESULTS_hard, RESULTS_slow by default).
+Each run folder (WORKDIR/runs/<variant>_seed<k>[_<preset>]) keeps the run's config.json,
+metrics.jsonl and records.jsonl, which `python -m ar3po_jax.analyze` reads.
 
 Each (variant, seed) run trains from the warm start of its seed (computed once per seed and cached
 in WORKDIR/cache, shared by every variant) and leaves its metrics history in

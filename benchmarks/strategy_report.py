@@ -324,7 +324,8 @@ def build(results: str, order: list[str]) -> str:
   text = markdown(out)
   curves = curve_table(runs, list(out["variants"]))
   if curves:
-    text += "\n\nSeed-mean held-out accuracy along the run (seed-mean cumulative responses sampled by then):\n\n" + curves
+    text += ("\n\nSeed-mean held-out accuracy along the run (seed-mean cumulative responses sampled by then):\n\n"
+             + curves)
   if len(steps) > 1:
     text += f"\n\nWARNING: runs of different step budgets {steps} are mixed in {results}"
   with open(os.path.join(results, "summary.md"), "w") as f:

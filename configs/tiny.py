@@ -10,9 +10,9 @@ Run (2 CPU cores: RL 268 s, the whole first run 15 minutes with the warm start o
   python -m ar3po_jax.main --config=configs/tiny.py:ar3po --workdir=/tmp/ar3po_tiny
 
 The argument picks the rollout strategy: any registered one (grpo, dapo, ar3po (the default), aero,
-greso, knapsack, pods, ...), or a named variant of one (VARIANTS below: aero_budget, aero_budget_hard, aero_reject), optionally
-followed by presets after commas (PRESETS below: the task mix `hard`, the learning rate `slow`;
-`configs/tiny.py:grpo,hard`). Override any
+greso, knapsack, pods, ...), or a named variant of one (VARIANTS below: aero_budget,
+aero_budget_hard, aero_reject), optionally followed by presets after commas (PRESETS below: the task
+mix `hard`, the learning rate `slow`; `configs/tiny.py:grpo,hard`). Override any
 field with --config.FIELD=VALUE, e.g. --config.rl.steps=50 --config.rollout.ar3po.k=2.
 Every field, and how strategy presets and the data root work: configs/common.py.
 

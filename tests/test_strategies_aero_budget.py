@@ -83,6 +83,7 @@ def test_the_rejection_only_preset_samples_exactly_grpos_budget(tmp_path):
   assert row["responses_per_prompt"] == 8.0  # no rescue can add a response
   assert row["aero_rescued_per_step"] == 0
   # Selective rejection trains fewer rows than it samples: 0.90 a prompt by the closed form on this seed.
-  expected = np.mean([Aero.closed_forms(config.rollout, p)["aero_rejected_per_prompt"] for p in rates_of(HARD_HISTOGRAMS[0])])
+  rates = rates_of(HARD_HISTOGRAMS[0])
+  expected = np.mean([Aero.closed_forms(config.rollout, p)["aero_rejected_per_prompt"] for p in rates])
   assert expected == pytest.approx(0.90, abs=0.01)
   assert row["aero_rejected_per_drawn"] == pytest.approx(expected, rel=0.1)
