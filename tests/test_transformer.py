@@ -5,7 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ar3po_jax.models.transformer import ModelConfig, init_cache, positions_from_mask, rope_frequencies
+from ar3po_jax.models.transformer import (
+    ModelConfig,
+    grouped_attention,
+    init_cache,
+    positions_from_mask,
+    rope_frequencies,
+)
 from tests.helpers import TINY, left_padded_prompts, tiny_model
 
 
@@ -64,6 +70,32 @@ def test_kv_cache_decoding_equals_full_recomputation():
         {"params": params}, extra[:, t : t + 1], (lengths + t)[:, None], kv_mask, cache, 6 + t
     )
     np.testing.assert_allclose(step_logits[:, 0], full_logits[:, 6 + t], atol=1e-5)
+
+
+def test_grouped_attention_against_a_loop_over_heads():
+  # 4 query heads share 2 key/value heads (query head n reads kv head n // 2); a per-head softmax loop in
+  # numpy is the reference. Query 0 of row 1 may read no key at all: it must come out finite (uniform).
+  rng = np.random.default_rng(0)
+  B, T, S, N, K, H = 2, 3, 5, 4, 2, 8
+  q = rng.normal(size=(B, T, N, H)).astype(np.float32)
+  k = rng.normal(size=(B, S, K, H)).astype(np.float32)
+  v = rng.normal(size=(B, S, K, H)).astype(np.float32)
+  allowed = rng.random((B, T, S)) < 0.7
+  allowed[:, :, 0] = True
+  allowed[1, 0] = False
+  got = np.asarray(grouped_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), jnp.asarray(allowed),
+                                     jnp.float32))
+  want = np.zeros((B, T, N, H), np.float32)
+  for b in range(B):
+    for t in range(T):
+      for n in range(N):
+        scores = k[b, :, n // 2] @ q[b, t, n] / np.sqrt(H)
+        scores = np.where(allowed[b, t], scores, -1e30)
+        w = np.exp(scores - scores.max())
+        want[b, t, n] = (w / w.sum()) @ v[b, :, n // 2]
+  assert got.shape == (B, T, N * H)
+  np.testing.assert_allclose(got, want.reshape(B, T, N * H), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(got[1, 0], v[1].mean(axis=0)[np.arange(N) // 2].reshape(-1), rtol=1e-5, atol=1e-5)
 
 
 def test_llama3_rope_scaling_slows_only_low_frequencies():

@@ -11,8 +11,9 @@ keys; the mask hides them, and a request writes every column before any of its q
 Attention over the live cache: a call reads columns [0, W) only, where W (`width`) is a static
 length bucket the host picks per call as the smallest bucket that holds every live row's furthest
 column in that call. The weights are the model's own (`models.transformer`): this module mirrors the
-`Transformer` parameter tree (same module names) and reuses its RMSNorm, MLP, rotary embedding and
-dense layers; only the attention's cache write and read differ.
+`Transformer` parameter tree (same module names) and reuses its RMSNorm, MLP, query/key/value
+projection (`project_qkv`) and attention core (`grouped_attention`); only the cache write and read,
+and the mask built from them, differ.
 
 Cost model, per decode step of S slots (P parameters, n_layers layers, K key/value heads of H dims,
 cache elements of b bytes):
@@ -33,12 +34,9 @@ from __future__ import annotations
 import math
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from ar3po_jax.models.transformer import MLP, ModelConfig, RMSNorm, _dense, apply_rope, rope_frequencies
-
-_MASKED = -1e30  # as in models.transformer: finite, so a fully masked (padding) query gives no NaN
+from ar3po_jax.models.transformer import MLP, ModelConfig, RMSNorm, _dense, grouped_attention, project_qkv
 
 
 class LiveAttention(nn.Module):
@@ -51,12 +49,7 @@ class LiveAttention(nn.Module):
     c = self.config
     B, T, _ = x_BxTxD.shape
     out_std = 0.02 / math.sqrt(2 * c.n_layers)
-    q = _dense(c.n_heads * c.head_dim, "q_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_heads, c.head_dim)
-    k = _dense(c.n_kv_heads * c.head_dim, "k_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
-    v = _dense(c.n_kv_heads * c.head_dim, "v_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
-    inv_freq = rope_frequencies(c)
-    q = apply_rope(q, positions_BxT, inv_freq)
-    k = apply_rope(k, positions_BxT, inv_freq)
+    q, k, v = project_qkv(x_BxTxD, positions_BxT, c)
 
     # Scatter the new columns: row b's token t goes to cache[rows_B[b], positions_BxT[b, t]].
     # Out-of-range rows or columns (padding rows, padding tokens, idle slots) are dropped.
@@ -72,16 +65,8 @@ class LiveAttention(nn.Module):
       keys_BxWxKxH = new_cache["k"][:, :width].at[rows_B].get(mode="clip")
       values_BxWxKxH = new_cache["v"][:, :width].at[rows_B].get(mode="clip")
 
-    groups = c.n_heads // c.n_kv_heads
-    q_BxTxKxGxH = q.reshape(B, T, c.n_kv_heads, groups, c.head_dim)
-    scores_BxKxGxTxW = jnp.einsum(
-        "btkgh,bwkh->bkgtw", q_BxTxKxGxH, keys_BxWxKxH.astype(q.dtype), preferred_element_type=jnp.float32
-    ) / math.sqrt(c.head_dim)
     allowed_BxTxW = jnp.arange(width)[None, None, :] <= positions_BxT[:, :, None]
-    scores_BxKxGxTxW = jnp.where(allowed_BxTxW[:, None, None], scores_BxKxGxTxW, _MASKED)
-    probs = jax.nn.softmax(scores_BxKxGxTxW, axis=-1).astype(values_BxWxKxH.dtype)
-    out_BxTxKxGxH = jnp.einsum("bkgtw,bwkh->btkgh", probs, values_BxWxKxH)
-    out_BxTxD = out_BxTxKxGxH.reshape(B, T, c.n_heads * c.head_dim).astype(x_BxTxD.dtype)
+    out_BxTxD = grouped_attention(q, keys_BxWxKxH, values_BxWxKxH, allowed_BxTxW, x_BxTxD.dtype)
     return _dense(c.d_model, "o_proj", c, std=out_std)(out_BxTxD), new_cache
 
 

@@ -140,20 +140,42 @@ def _dense(features: int, name: str, config: ModelConfig, use_bias: bool = False
   )
 
 
+def project_qkv(x_BxTxD, positions_BxT, c: ModelConfig):
+  """Queries, keys and values of the tokens, rotated to their positions; called inside a compact module,
+  whose q_proj, k_proj and v_proj parameters it creates."""
+  B, T, _ = x_BxTxD.shape
+  q = _dense(c.n_heads * c.head_dim, "q_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_heads, c.head_dim)
+  k = _dense(c.n_kv_heads * c.head_dim, "k_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
+  v = _dense(c.n_kv_heads * c.head_dim, "v_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
+  inv_freq = rope_frequencies(c)
+  return apply_rope(q, positions_BxT, inv_freq), apply_rope(k, positions_BxT, inv_freq), v
+
+
+def grouped_attention(q_BxTxNxH, keys_BxSxKxH, values_BxSxKxH, allowed_BxTxS, out_dtype):
+  """Grouped-query attention of T queries over S keys, where allowed_BxTxS says which key each query may
+  read; scores and softmax in float32. Returns [B, T, N * H] in out_dtype. Pure: the training model and
+  the engine's live model (ar3po_jax/engine/live.py) differ only in how they build the keys and mask."""
+  B, T, N, H = q_BxTxNxH.shape
+  K = keys_BxSxKxH.shape[2]
+  q_BxTxKxGxH = q_BxTxNxH.reshape(B, T, K, N // K, H)
+  scores_BxKxGxTxS = jnp.einsum(
+      "btkgh,bskh->bkgts", q_BxTxKxGxH, keys_BxSxKxH.astype(q_BxTxNxH.dtype), preferred_element_type=jnp.float32
+  ) / math.sqrt(H)
+  scores_BxKxGxTxS = jnp.where(allowed_BxTxS[:, None, None], scores_BxKxGxTxS, _MASKED)
+  probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(values_BxSxKxH.dtype)
+  out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs, values_BxSxKxH)
+  return out_BxTxKxGxH.reshape(B, T, N * H).astype(out_dtype)
+
+
 class Attention(nn.Module):
   config: ModelConfig
 
   @nn.compact
   def __call__(self, x_BxTxD, positions_BxT, kv_mask_BxS, cache, cache_index):
     c = self.config
-    B, T, _ = x_BxTxD.shape
+    T = x_BxTxD.shape[1]
     out_std = 0.02 / math.sqrt(2 * c.n_layers)
-    q = _dense(c.n_heads * c.head_dim, "q_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_heads, c.head_dim)
-    k = _dense(c.n_kv_heads * c.head_dim, "k_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
-    v = _dense(c.n_kv_heads * c.head_dim, "v_proj", c, c.qkv_bias)(x_BxTxD).reshape(B, T, c.n_kv_heads, c.head_dim)
-    inv_freq = rope_frequencies(c)
-    q = apply_rope(q, positions_BxT, inv_freq)
-    k = apply_rope(k, positions_BxT, inv_freq)
+    q, k, v = project_qkv(x_BxTxD, positions_BxT, c)
 
     if cache is None:
       keys_BxSxKxH, values_BxSxKxH, new_cache = k, v, None
@@ -163,20 +185,12 @@ class Attention(nn.Module):
       new_cache = {"k": keys_BxSxKxH, "v": values_BxSxKxH}
 
     S = keys_BxSxKxH.shape[1]
-    groups = c.n_heads // c.n_kv_heads
-    q_BxTxKxGxH = q.reshape(B, T, c.n_kv_heads, groups, c.head_dim)
-    scores_BxKxGxTxS = jnp.einsum(
-        "btkgh,bskh->bkgts", q_BxTxKxGxH, keys_BxSxKxH.astype(q.dtype), preferred_element_type=jnp.float32
-    ) / math.sqrt(c.head_dim)
     query_slot_T = cache_index + jnp.arange(T)
     causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
     # A [B, T, S] mask is a full key mask per query (segments of a packed row); causality still applies.
     key_mask_BxTxS = kv_mask_BxS[:, None, :] if kv_mask_BxS.ndim == 2 else kv_mask_BxS
     allowed_BxTxS = causal_TxS[None] & key_mask_BxTxS
-    scores_BxKxGxTxS = jnp.where(allowed_BxTxS[:, None, None], scores_BxKxGxTxS, _MASKED)
-    probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(values_BxSxKxH.dtype)
-    out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs, values_BxSxKxH)
-    out_BxTxD = out_BxTxKxGxH.reshape(B, T, c.n_heads * c.head_dim).astype(x_BxTxD.dtype)
+    out_BxTxD = grouped_attention(q, keys_BxSxKxH, values_BxSxKxH, allowed_BxTxS, x_BxTxD.dtype)
     return _dense(c.d_model, "o_proj", c, std=out_std)(out_BxTxD), new_cache
 
 
