@@ -47,9 +47,10 @@ writes the same files into each run folder).
                     than 2 pairs or either side is constant
     stage1_mean, full_mean  the two sides' means
 (c) buffer_sweep.json: buffer size, over the --sweep runs, grouped by (rollout.buffer.per_prompt,
-  rollout.buffer.total, rollout.ar3po.reuse_pick); a run without reuse (rollout.ar3po.reuse false, or a
-  strategy other than ar3po) counts as (0, 0, ""), "no reuse".
-  rows[]            per group: per_prompt, total, pick, strategy, seeds (the runs' seeds), runs, and for each of
+  rollout.buffer.total, rollout.ar3po.reuse_pick, rollout.ar3po.reuse_control); a run without reuse
+  (rollout.ar3po.reuse false, or a strategy other than ar3po) counts as (0, 0, ""), "no reuse".
+  rows[]            per group: per_prompt, total, pick, control, strategy, seeds (the runs' seeds), runs,
+                    and for each of
                     final_accuracy (the last eval/accuracy), frac_all_wrong (the mean over steps of
                     rollout/frac_all_wrong) and responses_per_prompt (the mean of
                     rollout/responses_per_prompt): <name>_mean and <name>_std (sample std over
@@ -313,8 +314,10 @@ def run_summary(workdir: str) -> dict:
     strategy = rollout["strategy"]
     reuse = strategy == "ar3po" and bool(rollout.get("ar3po", {}).get("reuse", True))
     per_prompt, total = (int(rollout["buffer"]["per_prompt"]), int(rollout["buffer"]["total"])) if reuse else (0, 0)
-    # With the newest pick every per_prompt >= 1 reuses the same response; the pick is part of the setting.
+    # With the newest pick every per_prompt >= 1 reuses the same response; the pick is part of the setting,
+    # and so is a matched control's share of prompts that never get a reused response.
     pick = str(rollout.get("ar3po", {}).get("reuse_pick", "newest")) if reuse else ""
+    control = float(rollout.get("ar3po", {}).get("reuse_control", 0.0)) if reuse else 0.0
   except (KeyError, TypeError) as err:
     raise ValueError(f"{config_path}: no rollout.strategy / rollout.buffer.per_prompt,total ({err})") from err
   history = read_jsonl(metrics_path)
@@ -323,7 +326,7 @@ def run_summary(workdir: str) -> dict:
     raise ValueError(f"{metrics_path}: no eval/accuracy record")
   return {
       "workdir": workdir, "strategy": strategy, "seed": config.get("seed"), "per_prompt": per_prompt, "total": total,
-      "pick": pick, "final_accuracy": float(accuracy[-1]),
+      "pick": pick, "control": control, "final_accuracy": float(accuracy[-1]),
       "frac_all_wrong": _mean(r["rollout/frac_all_wrong"] for r in history
                               if isinstance(r.get("rollout/frac_all_wrong"), (int, float))
                               and not math.isnan(r["rollout/frac_all_wrong"])),
@@ -340,11 +343,12 @@ def buffer_sweep(workdirs: Sequence[str]) -> dict:
 def sweep_table(runs: Sequence[dict]) -> dict:
   groups: dict[tuple, list[dict]] = {}
   for r in runs:
-    groups.setdefault((r["per_prompt"], r["total"], r.get("pick", ""), r["strategy"]), []).append(r)
+    key = (r["per_prompt"], r["total"], r.get("pick", ""), r.get("control", 0.0), r["strategy"])
+    groups.setdefault(key, []).append(r)
   rows = []
-  for (per_prompt, total, pick, strategy), members in sorted(groups.items()):
-    row = {"per_prompt": per_prompt, "total": total, "pick": pick, "strategy": strategy, "runs": len(members),
-           "seeds": [m["seed"] for m in members]}
+  for (per_prompt, total, pick, control, strategy), members in sorted(groups.items()):
+    row = {"per_prompt": per_prompt, "total": total, "pick": pick, "control": control, "strategy": strategy,
+           "runs": len(members), "seeds": [m["seed"] for m in members]}
     for name in SWEEP_METRICS:
       values = [m[name] for m in members]
       row[f"{name}_mean"], row[f"{name}_std"] = _mean(values), _std(values)
@@ -424,7 +428,8 @@ def plot_stage1(recs: Sequence[dict], result: dict, path: str) -> None:
 def plot_sweep(result: dict, path: str) -> None:
   plt = _plt()
   rows = result["rows"]
-  labels = [f"{r['per_prompt']}/{r['total']}\n{r.get('pick', '')}" if r["per_prompt"] else "no reuse" for r in rows]
+  labels = [f"{r['per_prompt']}/{r['total']}\n{r.get('pick', '')}" + (f"\ncontrol {r['control']:g}" if r.get("control")
+            else "") if r["per_prompt"] else "no reuse" for r in rows]
   fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
   for ax, name in zip(axes, SWEEP_METRICS):
     ax.bar(np.arange(len(rows)), [r[f"{name}_mean"] for r in rows], yerr=[r[f"{name}_std"] for r in rows])
@@ -490,7 +495,8 @@ def main(argv=None) -> None:
     plot_sweep(result, os.path.join(out, "buffer_sweep.png"))
     print("(c) buffer size (per_prompt/total pick; mean +- std over seeds):")
     for r in result["rows"]:
-      print(f"  {r['strategy']} {r['per_prompt']}/{r['total']} {r.get('pick', '')}  runs {r['runs']}  "
+      control = f" control {r['control']:g}" if r.get("control") else ""
+      print(f"  {r['strategy']} {r['per_prompt']}/{r['total']} {r.get('pick', '')}{control}  runs {r['runs']}  "
             + "  ".join(f"{n} {_fmt(r[n + '_mean'])}+-{_fmt(r[n + '_std'])}" for n in SWEEP_METRICS))
   print(f"written to {out}")
 

@@ -14,6 +14,7 @@ fraction and responses per prompt per buffer setting, mean and std over seeds) g
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 
@@ -36,18 +37,29 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
   return args, rest
 
 
+def finished_runs(results: str) -> list[tuple[str, int]]:
+  """(variant, seed) of every buffer variant whose history RESULTS holds."""
+  out = []
+  for path in sorted(glob.glob(os.path.join(results, "*_seed*.jsonl"))):
+    variant, _, seed = os.path.basename(path)[: -len(".jsonl")].rpartition("_seed")
+    if variant in strategies.BUFFER_VARIANTS and seed.isdigit():
+      out.append((variant, int(seed)))
+  return out
+
+
 def main(argv=None) -> None:
   args, rest = parse_args(argv)
   results = f"{args.results}_{args.mix}" if args.mix else args.results
   forwarded = [f"--variants={args.variants}", f"--results={results}", f"--mix={args.mix}", *rest]
   strategies.main(forwarded)
   run_args = strategies.parse_args(forwarded)
-  # A run is finished once its history is in RESULTS (strategies writes it last).
+  # Every finished buffer run in RESULTS, not only this call's variants: the analysis is rewritten each
+  # time and must not drop the settings run by earlier calls. A run is finished once its history is in
+  # RESULTS (strategies writes it last).
   done = [
       strategies.run_folder(run_args.workdir, v, s, run_args.mix)
-      for v in run_args.variants
-      for s in run_args.seeds
-      if os.path.isfile(os.path.join(results, f"{v}_seed{s}.jsonl"))
+      for v, s in finished_runs(results)
+      if os.path.isdir(strategies.run_folder(run_args.workdir, v, s, run_args.mix))
   ]
   if not done:
     print("no finished runs to analyse")

@@ -178,15 +178,22 @@ def test_sweep_keeps_the_reuse_pick_apart():
   assert [(r["pick"], r["runs"], r["final_accuracy_mean"]) for r in rows] == [("newest", 1, 0.5), ("random", 1, 0.7)]
 
 
+def test_a_matched_control_run_is_its_own_setting_in_the_sweep(tmp_path):
+  runs = [analyze.run_summary(_workdir(tmp_path / "plain")),
+          analyze.run_summary(_workdir(tmp_path / "ctl", control=0.5, accuracies=(0.5, 0.8)))]
+  rows = analyze.sweep_table(runs)["rows"]
+  assert [(r["control"], r["runs"], r["final_accuracy_mean"]) for r in rows] == [(0.0, 1, 0.6), (0.5, 1, 0.8)]
+
+
 def test_run_summary_reads_the_pick(tmp_path):
   assert analyze.run_summary(_workdir(tmp_path / "a", pick="random"))["pick"] == "random"
   assert analyze.run_summary(_workdir(tmp_path / "b"))["pick"] == "newest"  # the default when unset
   assert analyze.run_summary(_workdir(tmp_path / "c", reuse=False, pick="random"))["pick"] == ""  # no reuse
 
 
-def _workdir(path, reuse=True, per_prompt=2, accuracies=(0.5, 0.6), seed=0, pick=None):
+def _workdir(path, reuse=True, per_prompt=2, accuracies=(0.5, 0.6), seed=0, pick=None, control=None):
   path.mkdir()
-  ar3po = {"reuse": reuse, **({"reuse_pick": pick} if pick else {})}
+  ar3po = {"reuse": reuse, **({"reuse_pick": pick} if pick else {}), **({"reuse_control": control} if control else {})}
   config = {"seed": seed, "rollout": {"strategy": "ar3po", "ar3po": ar3po,
                                       "buffer": {"per_prompt": per_prompt, "total": 1000}}}
   (path / "config.json").write_text(json.dumps(config))
